@@ -1,0 +1,95 @@
+"""The ASGI application: REST v1, the legacy API, the simulator, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from vpbx import __version__
+from vpbx.api import errors
+from vpbx.api.auth import AuthCache
+from vpbx.api.middleware import BodyLimit, Metrics, PathAliases
+from vpbx.api.responses import json_response
+from vpbx.clock import make_clock
+from vpbx.metrics import REGISTRY
+from vpbx.runtime import Runtime
+from vpbx.settings import Settings
+from vpbx.store import db
+from vpbx.telephony.sim import SimTelephony
+
+log = logging.getLogger("vpbx")
+
+Hook = Callable[[Runtime], Awaitable[None]]
+# Feature packages (the notifier's dispatcher, the engine) start and stop with the server here.
+STARTUP_HOOKS: list[Hook] = []
+SHUTDOWN_HOOKS: list[Hook] = []
+
+DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
+
+* **REST API v1** under `/crmapi/v1`, authenticated by the `X-API-KEY` header (002).
+* **Legacy command API** at `/sys/crm_api.wcgp` (`cmd=` + `token=`).
+* **Simulator** under `/sim/v1`: drive calls, phones and the virtual clock.
+"""
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = db.create_engine(settings.db_url)
+    return Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine),
+                   clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony())
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
+               on_ready: Callable[[], None] | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else Settings())
+    runtime = runtime or build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from vpbx.bootstrap import prepare_store
+
+        await prepare_store(runtime)
+        for hook in STARTUP_HOOKS:
+            await hook(runtime)
+        app.state.ready = True
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            for hook in reversed(SHUTDOWN_HOOKS):
+                try:
+                    await hook(runtime)
+                except Exception:
+                    log.exception("shutdown hook failed")
+            await runtime.engine.dispose()
+
+    app = FastAPI(title="vpbx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.runtime = runtime
+    app.state.ready = False
+    errors.install(app)
+
+    from vpbx.api import v1
+
+    app.include_router(v1.router())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        if not app.state.ready:
+            return json_response({"status": "starting"}, 503)
+        return json_response({"status": "ok", "version": __version__})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(Metrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathAliases)
+    return app

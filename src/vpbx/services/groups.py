@@ -1,0 +1,220 @@
+"""Departments (002 §8): defaults, ringing settings and membership."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.domain.extensions import next_free
+from vpbx.schemas.groups import GroupCreate, GroupUpdate, MembersChange, TimeoutIn
+from vpbx.services.errors import Invalid, NotFound
+from vpbx.services.users import search_text
+from vpbx.store.repositories import directory as repo
+from vpbx.store.tables import Domain, Group, GroupMember, User
+
+
+def member_out(m: GroupMember, u: User) -> dict[str, Any]:
+    return {
+        "login": u.login,
+        "name": u.name,
+        "calls_enable": m.calls_enable,
+        "group_head": m.group_head,
+        "is_absence_active": u.absent,
+        # Every employee has a PBX device account, so a way to take calls is always chosen.
+        "is_forwarding_disabled": False,
+    }
+
+
+def timeout_out(g: Group) -> dict[str, Any]:
+    out: dict[str, Any] = {"time": g.timeout_time, "target": g.timeout_target}
+    if g.timeout_target in ("user", "group", "telnum"):
+        out[g.timeout_target] = getattr(g, f"timeout_{g.timeout_target}")
+    return out
+
+
+def group_out(g: Group, members: list[tuple[GroupMember, User]]) -> dict[str, Any]:
+    return {
+        "id": g.group_id,
+        "name": g.name,
+        "ext": g.ext,
+        "call_order": g.call_order,
+        "call_duration": 0 if g.call_order == "ALL" else g.call_duration,  # 8.1: 0 with ALL
+        "users": [member_out(m, u) for m, u in members],
+        "timeout": timeout_out(g),
+        "advanced": g.advanced,
+        "queue_position": g.queue_position,
+    }
+
+
+async def get(session: AsyncSession, domain_id: int, group_id: str) -> Group:
+    group = await repo.find_group(session, domain_id, group_id)
+    if group is None:
+        raise NotFound("group")
+    return group
+
+
+async def render(session: AsyncSession, groups: list[Group]) -> list[dict[str, Any]]:
+    members = await repo.members(session, [g.id for g in groups])
+    return [group_out(g, members[g.id]) for g in groups]
+
+
+async def _apply_timeout(session: AsyncSession, domain_id: int, group: Group, t: TimeoutIn) -> None:
+    if t.target == "user":
+        found = await repo.users_by_logins(session, domain_id, [t.user or ""])
+        if not found:
+            raise Invalid("timeout.user", f"no employee '{t.user}'")
+        t.user = next(iter(found.values())).login
+    if t.target == "group":
+        target = await repo.find_group(session, domain_id, t.group or "")
+        if target is None:
+            raise Invalid("timeout.group", f"no department '{t.group}'")
+        t.group = target.group_id
+    group.timeout_time = t.time
+    group.timeout_target = t.target
+    group.timeout_user = t.user if t.target == "user" else None
+    group.timeout_group = t.group if t.target == "group" else None
+    group.timeout_telnum = t.telnum if t.target == "telnum" else None
+
+
+async def _replace_members(session: AsyncSession, domain_id: int, group: Group, data: GroupUpdate) -> None:
+    assert data.users is not None
+    found = await repo.users_by_logins(session, domain_id, [m.login for m in data.users])
+    missing = [m.login for m in data.users if m.login not in found]
+    if missing:
+        raise Invalid("users", f"no employees {', '.join(missing)}")
+    if len({found[m.login].id for m in data.users}) != len(data.users):
+        raise Invalid("users", "an employee is listed twice")
+    current = {m.user_id: m for m, _ in (await repo.members(session, [group.id]))[group.id]}
+    keep = set()
+    for pos, item in enumerate(data.users):
+        user = found[item.login]
+        keep.add(user.id)
+        member = current.get(user.id)
+        if member is None:
+            session.add(GroupMember(group_id=group.id, user_id=user.id, position=pos,
+                                    calls_enable=item.calls_enable, group_head=False))
+        else:
+            member.position = pos
+            member.calls_enable = item.calls_enable
+    for user_id, member in current.items():
+        if user_id not in keep:
+            await session.delete(member)
+
+
+def _search(group: Group) -> str:
+    return search_text(group.group_id, group.name, group.ext)
+
+
+async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: datetime,
+                 group_id: str | None = None) -> Group:
+    if domain.limit_groups >= 0 and await repo.count_groups(session, domain.id) >= domain.limit_groups:
+        raise Invalid("limits.groups", f"the domain's limit of {domain.limit_groups} departments is reached")
+    if data.ext is not None:
+        if await repo.ext_owner(session, domain.id, data.ext) is not None:
+            raise Invalid("ext", f"extension {data.ext} is taken")
+        ext = data.ext
+    else:
+        ext = next_free(await repo.used_extensions(session, domain.id))
+    group = Group(
+        domain_id=domain.id,
+        group_id=group_id or f"g_{uuid.uuid4()}",
+        name=data.name,
+        ext=ext,
+        call_order=data.call_order or "ALL",
+        call_duration=data.call_duration or 15,
+        advanced=data.advanced or "off",
+        queue_position=bool(data.queue_position),
+        timeout_time=120,
+        timeout_target="voicemail",
+        created_at=now,
+    )
+    group.search_text = _search(group)
+    session.add(group)
+    await session.flush()
+    await repo.claim_ext(session, domain.id, ext, "group", group.id)
+    await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
+    if data.users is not None:
+        await _replace_members(session, domain.id, group, data)
+    await session.flush()
+    await repo.bump_version(session, domain.id)
+    return group
+
+
+async def update(session: AsyncSession, domain_id: int, group_id: str, data: GroupUpdate) -> Group:
+    group = await get(session, domain_id, group_id)
+    if data.ext is not None and data.ext != group.ext:
+        if await repo.ext_owner(session, domain_id, data.ext) is not None:
+            raise Invalid("ext", f"extension {data.ext} is taken")
+        await repo.release_ext(session, domain_id, group.ext)
+        await repo.claim_ext(session, domain_id, data.ext, "group", group.id)
+        group.ext = data.ext
+    for field in ("name", "call_order", "call_duration", "advanced", "queue_position"):
+        value = getattr(data, field)
+        if value is not None:
+            setattr(group, field, value)
+    if data.timeout is not None:
+        await _apply_timeout(session, domain_id, group, data.timeout)
+    if data.users is not None:
+        await _replace_members(session, domain_id, group, data)
+    group.search_text = _search(group)
+    await session.flush()
+    await repo.bump_version(session, domain_id)
+    return group
+
+
+async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
+    group = await get(session, domain_id, group_id)
+    await repo.release_ext(session, domain_id, group.ext)
+    await repo.reset_timeouts_to(session, domain_id, group=group.group_id)
+    await session.delete(group)
+    await session.flush()
+    await repo.bump_version(session, domain_id)
+
+
+async def change_members(session: AsyncSession, domain_id: int, group_id: str, change: MembersChange) -> None:
+    """002 §8.6, all or nothing: every login is checked before anything changes."""
+    group = await get(session, domain_id, group_id)
+    names = [*change.add, *change.calls_disable, *change.remove]
+    found = await repo.users_by_logins(session, domain_id, names)
+    for field in ("add", "calls_disable", "remove"):
+        missing = [n for n in getattr(change, field) if n not in found]
+        if missing:
+            raise Invalid(field, f"no employees {', '.join(missing)}")
+    current = [m for m, _ in (await repo.members(session, [group.id]))[group.id]]
+    by_user = {m.user_id: m for m in current}
+    order = [m.user_id for m in current]
+    new_ids: list[int] = []
+    for name in change.add:
+        user = found[name]
+        if user.id in by_user:
+            by_user[user.id].calls_enable = True
+        elif user.id not in new_ids:
+            new_ids.append(user.id)
+    at = len(order) if change.position == -1 else min(change.position, len(order))
+    order[at:at] = new_ids
+    for user_id in new_ids:
+        member = GroupMember(group_id=group.id, user_id=user_id, position=0, calls_enable=True, group_head=False)
+        session.add(member)
+        by_user[user_id] = member
+    for name in change.calls_disable:
+        disabled = by_user.get(found[name].id)
+        if disabled is None:
+            raise Invalid("calls_disable", f"'{name}' is not in the department")
+        disabled.calls_enable = False
+    for name in change.remove:
+        user_id = found[name].id
+        removed = by_user.pop(user_id, None)
+        if removed is not None:
+            order.remove(user_id)
+            if sa_inspect(removed).pending:
+                session.expunge(removed)
+            else:
+                await session.delete(removed)
+    for pos, user_id in enumerate(order):
+        by_user[user_id].position = pos
+    await session.flush()
+    await repo.bump_version(session, domain_id)

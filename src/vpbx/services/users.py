@@ -1,0 +1,198 @@
+"""Employees (002 §6): defaults, extension plan, limits, subscriptions and DND."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.domain.extensions import next_free
+from vpbx.domain.rights import BUILTIN_ROLES
+from vpbx.schemas.users import UserCreate, UserUpdate
+from vpbx.security import hash_password, new_password
+from vpbx.services.errors import Invalid, NotFound
+from vpbx.store.repositories import directory as repo
+from vpbx.store.tables import CustomRole, Domain, Group, User
+
+
+def search_text(*parts: str | None) -> str:
+    return " ".join(p for p in parts if p).casefold()
+
+
+def user_search_text(u: User) -> str:
+    return search_text(u.login, u.name, u.ext, u.telnum, u.email, u.mobile, u.position)
+
+
+def mobile_redirect(u: User) -> dict[str, Any]:
+    if not u.mobile_redirect_enabled:
+        return {"enabled": False}
+    return {"enabled": True, "forward": u.mobile_redirect_forward, "delay": u.mobile_redirect_delay}
+
+
+def user_out(u: User, status: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "login": u.login,
+        "name": u.name,
+        "position": u.position,
+        "email": u.email,
+        "ext": u.ext,
+        "telnum": u.telnum,
+        "role": u.role,
+        "mobile": u.mobile,
+        "mobile_redirect": mobile_redirect(u),
+    }
+    if status is not None:
+        out["status"] = status
+    return out
+
+
+async def get(session: AsyncSession, domain_id: int, login: str) -> User:
+    user = await repo.find_user(session, domain_id, login)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+async def _check_role(session: AsyncSession, domain_id: int, role: str) -> None:
+    if role in BUILTIN_ROLES:
+        return
+    exists = await session.scalar(
+        select(CustomRole.id).where(CustomRole.domain_id == domain_id, CustomRole.role_id == role)
+    )
+    if exists is None:
+        raise Invalid("role", f"unknown role '{role}'")
+
+
+async def _check_ext_free(session: AsyncSession, domain_id: int, ext: str) -> None:
+    if await repo.ext_owner(session, domain_id, ext) is not None:
+        raise Invalid("ext", f"extension {ext} is taken")
+
+
+def _apply_redirect(user: User, data: UserUpdate) -> None:
+    if data.mobile_redirect is None:
+        return
+    if data.mobile_redirect.enabled and not user.mobile:
+        raise Invalid("mobile_redirect", "mobile redirect needs a mobile number")
+    user.mobile_redirect_enabled = data.mobile_redirect.enabled
+    user.mobile_redirect_forward = data.mobile_redirect.forward
+    user.mobile_redirect_delay = data.mobile_redirect.delay
+
+
+async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: datetime) -> User:
+    if domain.limit_users >= 0 and await repo.count_users(session, domain.id) >= domain.limit_users:
+        raise Invalid("limits.users", f"the domain's limit of {domain.limit_users} employees is reached")
+    role = data.role or "user"
+    await _check_role(session, domain.id, role)
+    if data.ext is not None:
+        await _check_ext_free(session, domain.id, data.ext)
+        ext = data.ext
+    else:
+        ext = next_free(await repo.used_extensions(session, domain.id))
+    login = data.login or f"u{ext}"
+    if await repo.login_taken(session, domain.id, login):
+        raise Invalid("login", f"login '{login}' is taken")
+    user = User(
+        domain_id=domain.id,
+        login=login,
+        name=data.name,
+        position=data.position if data.position is not None else "Менеджер",
+        email=data.email or "",
+        ext=ext,
+        telnum="",
+        role=role,
+        mobile=data.mobile or "",
+        password_hash=hash_password(data.password or new_password()),
+        created_at=now,
+        mobile_redirect_enabled=False,
+        mobile_redirect_forward=False,
+        mobile_redirect_delay=0,
+        dnd=False,
+        absent=False,
+    )
+    _apply_redirect(user, data)
+    user.search_text = user_search_text(user)
+    session.add(user)
+    await session.flush()
+    await repo.claim_ext(session, domain.id, ext, "user", user.id)
+    await repo.bump_version(session, domain.id)
+    return user
+
+
+async def update(session: AsyncSession, domain_id: int, login: str, data: UserUpdate) -> User:
+    user = await get(session, domain_id, login)
+    if data.role is not None:
+        await _check_role(session, domain_id, data.role)
+        user.role = data.role
+    if data.ext is not None and data.ext != user.ext:
+        await _check_ext_free(session, domain_id, data.ext)
+        await repo.release_ext(session, domain_id, user.ext)
+        await repo.claim_ext(session, domain_id, data.ext, "user", user.id)
+        user.ext = data.ext
+    for field in ("name", "position", "email", "mobile"):
+        value = getattr(data, field)
+        if value is not None:
+            setattr(user, field, value)
+    if data.mobile == "" and user.mobile_redirect_enabled and data.mobile_redirect is None:
+        raise Invalid("mobile", "mobile redirect is on: switch it off before removing the mobile number")
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+    _apply_redirect(user, data)
+    user.search_text = user_search_text(user)
+    await session.flush()
+    await repo.bump_version(session, domain_id)
+    return user
+
+
+async def delete(session: AsyncSession, domain_id: int, login: str) -> None:
+    user = await get(session, domain_id, login)
+    await repo.release_ext(session, domain_id, user.ext)
+    await repo.reset_timeouts_to(session, domain_id, user=user.login)
+    await session.delete(user)  # memberships go with it (ON DELETE CASCADE)
+    await session.flush()
+    await repo.bump_version(session, domain_id)
+
+
+async def groups(session: AsyncSession, domain_id: int, login: str) -> list[dict[str, str]]:
+    user = await get(session, domain_id, login)
+    return [{"id": g.group_id, "name": g.name, "ext": g.ext} for g, _ in await repo.groups_of_user(session, user.id)]
+
+
+async def _group(session: AsyncSession, domain_id: int, group_id: str) -> Group:
+    group = await repo.find_group(session, domain_id, group_id)
+    if group is None:
+        raise NotFound("group")
+    return group
+
+
+async def subscription(session: AsyncSession, domain_id: int, login: str, group_id: str | None) -> bool:
+    """Whether the employee takes the department's calls; without a department, whether they
+    take calls in every department they belong to (and belong to at least one)."""
+    user = await get(session, domain_id, login)
+    memberships = await repo.groups_of_user(session, user.id)
+    if group_id is None:
+        return bool(memberships) and all(m.calls_enable for _, m in memberships)
+    group = await _group(session, domain_id, group_id)
+    for g, m in memberships:
+        if g.id == group.id:
+            return m.calls_enable
+    raise NotFound("membership")
+
+
+async def set_subscription(session: AsyncSession, domain_id: int, login: str, group_id: str | None,
+                           enabled: bool) -> None:
+    user = await get(session, domain_id, login)
+    if group_id is None:
+        await repo.set_calls_enable(session, user.id, enabled)
+    else:
+        group = await _group(session, domain_id, group_id)
+        if not await repo.set_calls_enable(session, user.id, enabled, group.id):
+            raise NotFound("membership")
+    await repo.bump_version(session, domain_id)
+
+
+async def set_dnd(session: AsyncSession, domain_id: int, login: str, on: bool) -> None:
+    user = await get(session, domain_id, login)
+    user.dnd = on
+    await session.flush()

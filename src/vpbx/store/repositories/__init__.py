@@ -1,0 +1,1 @@
+"""Queries live here and only here."""

@@ -1,0 +1,163 @@
+"""Queries over employees, departments, membership and extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.store.paging import Page
+from vpbx.store.tables import Domain, Extension, Group, GroupMember, User
+
+R = TypeVar("R")
+
+
+async def paged(session: AsyncSession, stmt: Select[R], search_col: Any, page: Page,
+                order_by: Any) -> tuple[list[R], int]:
+    """One page of ``stmt`` filtered by the casefolded search column, and the filtered total."""
+    if page.needle:
+        stmt = stmt.where(search_col.contains(page.needle, autoescape=True))
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    if page.limit == 0:
+        return [], total
+    stmt = stmt.order_by(order_by).offset(page.start)
+    if page.limit is not None:
+        stmt = stmt.limit(page.limit)
+    return list((await session.scalars(stmt)).all()), total
+
+
+# --- employees -----------------------------------------------------------------------------
+
+async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str) -> User | None:
+    """002 §6: the path's ``login`` is a login or an extension; a login match wins."""
+    rows = (
+        await session.scalars(
+            select(User).where(User.domain_id == domain_id, or_(User.login == login_or_ext,
+                                                                 User.ext == login_or_ext))
+        )
+    ).all()
+    for row in rows:
+        if row.login == login_or_ext:
+            return row
+    return rows[0] if rows else None
+
+
+async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequence[str]) -> dict[str, User]:
+    """Employees keyed by every login or extension given that names one."""
+    if not logins:
+        return {}
+    rows = (
+        await session.scalars(
+            select(User).where(User.domain_id == domain_id, or_(User.login.in_(logins), User.ext.in_(logins)))
+        )
+    ).all()
+    found: dict[str, User] = {}
+    for name in logins:
+        match = next((u for u in rows if u.login == name), None) or next((u for u in rows if u.ext == name), None)
+        if match is not None:
+            found[name] = match
+    return found
+
+
+async def login_taken(session: AsyncSession, domain_id: int, login: str) -> bool:
+    return (await session.scalar(select(User.id).where(User.domain_id == domain_id, User.login == login))) is not None
+
+
+async def count_users(session: AsyncSession, domain_id: int) -> int:
+    return await session.scalar(select(func.count()).where(User.domain_id == domain_id)) or 0
+
+
+async def count_groups(session: AsyncSession, domain_id: int) -> int:
+    return await session.scalar(select(func.count()).where(Group.domain_id == domain_id)) or 0
+
+
+async def list_users(session: AsyncSession, domain_id: int, page: Page) -> tuple[list[User], int]:
+    return await paged(session, select(User).where(User.domain_id == domain_id), User.search_text, page, User.id)
+
+
+# --- extensions ----------------------------------------------------------------------------
+
+async def used_extensions(session: AsyncSession, domain_id: int) -> set[str]:
+    return set((await session.scalars(select(Extension.ext).where(Extension.domain_id == domain_id))).all())
+
+
+async def ext_owner(session: AsyncSession, domain_id: int, ext: str) -> Extension | None:
+    return await session.get(Extension, (domain_id, ext))
+
+
+async def claim_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, owner_id: int) -> None:
+    session.add(Extension(domain_id=domain_id, ext=ext, owner_kind=kind, owner_id=owner_id))
+    await session.flush()
+
+
+async def release_ext(session: AsyncSession, domain_id: int, ext: str) -> None:
+    await session.execute(delete(Extension).where(Extension.domain_id == domain_id, Extension.ext == ext))
+
+
+# --- departments ---------------------------------------------------------------------------
+
+async def find_group(session: AsyncSession, domain_id: int, group_id: str) -> Group | None:
+    """A department by its id, or by its extension."""
+    rows = (
+        await session.scalars(
+            select(Group).where(Group.domain_id == domain_id, or_(Group.group_id == group_id, Group.ext == group_id))
+        )
+    ).all()
+    for row in rows:
+        if row.group_id == group_id:
+            return row
+    return rows[0] if rows else None
+
+
+async def list_groups(session: AsyncSession, domain_id: int, page: Page) -> tuple[list[Group], int]:
+    return await paged(session, select(Group).where(Group.domain_id == domain_id), Group.search_text, page,
+                       Group.id)
+
+
+async def members(session: AsyncSession, group_ids: Sequence[int]) -> dict[int, list[tuple[GroupMember, User]]]:
+    """Members of each department in list order, with their employee rows."""
+    out: dict[int, list[tuple[GroupMember, User]]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return out
+    rows = await session.execute(
+        select(GroupMember, User)
+        .join(User, User.id == GroupMember.user_id)
+        .where(GroupMember.group_id.in_(group_ids))
+        .order_by(GroupMember.group_id, GroupMember.position, GroupMember.id)
+    )
+    for member, user in rows.all():
+        out[member.group_id].append((member, user))
+    return out
+
+
+async def groups_of_user(session: AsyncSession, user_id: int) -> list[tuple[Group, GroupMember]]:
+    rows = await session.execute(
+        select(Group, GroupMember).join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user_id).order_by(Group.id)
+    )
+    return [(g, m) for g, m in rows.all()]
+
+
+async def set_calls_enable(session: AsyncSession, user_id: int, enabled: bool, group_id: int | None = None) -> int:
+    stmt = update(GroupMember).where(GroupMember.user_id == user_id).values(calls_enable=enabled)
+    if group_id is not None:
+        stmt = stmt.where(GroupMember.group_id == group_id)
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def reset_timeouts_to(session: AsyncSession, domain_id: int, *, user: str | None = None,
+                            group: str | None = None) -> None:
+    """Departments whose no-answer target was a deleted employee or department fall back to voicemail."""
+    stmt = update(Group).where(Group.domain_id == domain_id)
+    if user is not None:
+        stmt = stmt.where(Group.timeout_target == "user", Group.timeout_user == user)
+    else:
+        stmt = stmt.where(Group.timeout_target == "group", Group.timeout_group == group)
+    await session.execute(stmt.values(timeout_target="voicemail", timeout_user=None, timeout_group=None))
+
+
+async def bump_version(session: AsyncSession, domain_id: int) -> None:
+    await session.execute(update(Domain).where(Domain.id == domain_id).values(version=Domain.version + 1))

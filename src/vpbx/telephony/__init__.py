@@ -1,0 +1,1 @@
+"""Telephony ports: how the engine reaches phones. ``sim`` now, ``sip`` later."""
