@@ -11,12 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from vpbx import __version__
+from vpbx import engine as call_engine
 from vpbx.api import errors
 from vpbx.api.auth import AuthCache
 from vpbx.api.middleware import BodyLimit, Metrics, PathAliases
 from vpbx.api.responses import json_response
 from vpbx.clock import make_clock
 from vpbx.metrics import REGISTRY
+from vpbx.notify import lifecycle as notifier
 from vpbx.runtime import Runtime
 from vpbx.settings import Settings
 from vpbx.store import db
@@ -26,8 +28,8 @@ log = logging.getLogger("vpbx")
 
 Hook = Callable[[Runtime], Awaitable[None]]
 # Feature packages (the notifier's dispatcher, the engine) start and stop with the server here.
-STARTUP_HOOKS: list[Hook] = []
-SHUTDOWN_HOOKS: list[Hook] = []
+STARTUP_HOOKS: list[Hook] = [call_engine.start, notifier.start]
+SHUTDOWN_HOOKS: list[Hook] = [call_engine.stop, notifier.stop]
 
 DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
 
@@ -38,9 +40,12 @@ DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    from vpbx.store.reader import Reader
+
     engine = db.create_engine(settings.db_url)
     return Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine),
-                   clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony())
+                   clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony(),
+                   reader=Reader(settings.db_url, engine))
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
                     await hook(runtime)
                 except Exception:
                     log.exception("shutdown hook failed")
+            runtime.reader.dispose()
             await runtime.engine.dispose()
 
     app = FastAPI(title="vpbx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
@@ -75,9 +81,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.ready = False
     errors.install(app)
 
-    from vpbx.api import v1
+    from vpbx.api import sim_deliveries, sim_trunks, v1
 
     app.include_router(v1.router())
+    app.include_router(sim_deliveries.router)
+    app.include_router(sim_trunks.router)
+    from vpbx.api import sim as sim_calls
+
+    app.include_router(sim_calls.router)
+    from vpbx.api import records as recordings
+
+    app.include_router(recordings.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -89,6 +103,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    from vpbx.api.fastpath import FastReads
+
+    app.add_middleware(FastReads, runtime=runtime)
     app.add_middleware(Metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(PathAliases)

@@ -27,6 +27,16 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(key_app, name="key")
 app.add_typer(integration_app, name="integration")
 app.add_typer(role_app, name="role")
+telnum_app = typer.Typer(help="A domain's numbers (002 §9).", no_args_is_help=True)
+app.add_typer(telnum_app, name="telnum")
+sim_app = typer.Typer(help="SIM cards available to a domain (002 §10.3).", no_args_is_help=True)
+app.add_typer(sim_app, name="sim-card")
+media_app = typer.Typer(help="A domain's media files (002 §12.4).", no_args_is_help=True)
+app.add_typer(media_app, name="media")
+callerid_app = typer.Typer(help="A domain's outgoing numbers (002 §13.2).", no_args_is_help=True)
+app.add_typer(callerid_app, name="callerid")
+deliveries_app = typer.Typer(help="The CRM delivery log.", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
 
 console = Console()
 err = Console(stderr=True)
@@ -80,6 +90,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines")] = False,
     log_level: Annotated[str, typer.Option()] = "info",
+    allow_private_crm: Annotated[bool | None, typer.Option(
+        "--allow-private-crm/--deny-private-crm", envvar="VPBX_ALLOW_PRIVATE_CRM",
+        help="Let CRM/webhook requests reach private, loopback and link-local addresses "
+             "(default: allowed only when listening on loopback)")] = None,
 ) -> None:
     """Serve REST v1, the legacy API and the simulator."""
     import uvicorn
@@ -92,7 +106,8 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key")
     settings = settings_for(db, home, host=host, port=port, clock=clock, demo=demo, tls_cert=tls_cert,
-                            tls_key=tls_key, log_json=log_json, log_level=log_level)
+                            tls_key=tls_key, log_json=log_json, log_level=log_level,
+                            allow_private_crm=allow_private_crm)
     logs.configure(log_level, log_json)
     scheme = "https" if tls_cert else "http"
     application = create_app(settings, on_ready=lambda: announce(settings, f"{scheme}://{host}:{port}"))
@@ -303,6 +318,231 @@ def domain_limits(name: str, users: Annotated[int | None, typer.Option()] = None
 
     run_store(settings_for(db, home), work)
     console.print("limits set")
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    domain: DomainOption,
+    callid: Annotated[str | None, typer.Option(help="Only this call")] = None,
+    command: Annotated[str | None, typer.Option(help="history, event, rating or webhook")] = None,
+    state: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first")] = 50,
+    db: DbOption = "",
+    home: HomeOption = Path(".vpbx"),
+) -> None:
+    """List the notifications sent to the domain's CRM, with their last attempt."""
+    from vpbx.notify import deliveries
+    from vpbx.services import tenancy
+
+    async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], int]:
+        d = await tenancy.get_domain(session, domain)
+        return await deliveries.list_deliveries(session, d.id, callid=callid, command=command, state=state,
+                                                limit=limit)
+
+    items, total = run_store(settings_for(db, home), work)
+    table = Table("id", "command", "callid", "state", "attempts", "last status", "last error", "latency ms",
+                  "created", title=f"{len(items)} of {total} deliveries")
+    colors = {"delivered": "green", "failed": "red", "pending": "yellow"}
+    for it in items:
+        last = it["log"][-1] if it["log"] else {}
+        table.add_row(str(it["id"]), it["command"], it["callid"] or "-",
+                      f"[{colors.get(it['state'], 'white')}]{it['state']}[/]", str(it["attempts"]),
+                      str(it["last_status"] or "-"), (it["last_error"] or "")[:40],
+                      str(last.get("latency_ms", "-")), it["created_at"])
+    console.print(table)
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(domain: DomainOption, delivery_id: Annotated[int, typer.Argument(help="Delivery id")],
+                      db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """Send a notification again (same id and body); a running server picks it up within a second."""
+    from vpbx.notify import deliveries
+    from vpbx.services import tenancy
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        d = await tenancy.get_domain(session, domain)
+        return await deliveries.replay(session, d.id, delivery_id, now())
+
+    out = run_store(settings_for(db, home), work)
+    console.print(f"delivery {out['id']} ({out['command']} {out['notification_id']}) queued again")
+
+
+@media_app.command("add")
+def media_add(domain: DomainOption,
+              file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+              type_: Annotated[str, typer.Option("--type", "-t", help="ringback or holdmusic")] = "holdmusic",
+              name: Annotated[str | None, typer.Option(help="Name shown; default the file's name")] = None,
+              db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """Upload a wav, mp3 or ogg file (at most 10 MiB) to the catalogue; prints its id."""
+    from vpbx.services import media, tenancy
+
+    settings = settings_for(db, home)
+
+    async def work(session: AsyncSession) -> str:
+        d = await tenancy.get_domain(session, domain)
+        created = await media.add(session, d.id, type_, name or file.name, file.read_bytes(), settings.home, now())
+        return created.file_id
+
+    console.print(run_store(settings, work))
+
+
+@media_app.command("list")
+def media_list(domain: DomainOption,
+               type_: Annotated[str, typer.Option("--type", "-t", help="ringback or holdmusic")] = "holdmusic",
+               db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """List the catalogue's files of one type."""
+    from vpbx.services import media, tenancy
+
+    async def work(session: AsyncSession) -> list[dict[str, str]]:
+        return await media.catalog(session, (await tenancy.get_domain(session, domain)).id, type_)
+
+    table = Table("id", "name")
+    for f in run_store(settings_for(db, home), work):
+        table.add_row(f["id"], f["name"])
+    console.print(table)
+
+
+@callerid_app.command("outgoing")
+def callerid_outgoing(domain: DomainOption, telnum: str,
+                      on: Annotated[bool, typer.Option("--on/--off", help="Outgoing calls allowed")] = True,
+                      db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """Allow or forbid outgoing calls (caller ID) from one of the domain's numbers."""
+    from vpbx.services import callerids, tenancy
+
+    async def work(session: AsyncSession) -> str:
+        d = await tenancy.get_domain(session, domain)
+        return await callerids.set_outgoing(session, d.id, telnum, on)
+
+    console.print(f"{run_store(settings_for(db, home), work)}: outgoing calls {'on' if on else 'off'}")
+
+
+@telnum_app.command("add")
+def telnum_add(domain: DomainOption, number: str,
+               name: Annotated[str, typer.Option(help="The number's name (9.1 name)")] = "",
+               location: Annotated[str, typer.Option(help="Region (9.1 location)")] = "",
+               main: Annotated[bool, typer.Option("--main", help="Make it the company's main number")] = False,
+               db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """Give a domain a number; it routes to the first employee until configured (9.3)."""
+    from vpbx.services import numbers, tenancy
+
+    async def work(session: AsyncSession) -> str:
+        row = await numbers.provision(session, await tenancy.get_domain(session, domain), number, now(), name=name,
+                                      location=location, main=main)
+        return row.telnum
+
+    console.print(f"number {run_store(settings_for(db, home), work)} added")
+
+
+@telnum_app.command("list")
+def telnum_list(domain: DomainOption, db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """List a domain's numbers and SIM cards."""
+    from vpbx.services import tenancy
+    from vpbx.store.repositories import numbers as repo
+
+    async def work(session: AsyncSession) -> list[Any]:
+        return await repo.all_telnums(session, (await tenancy.get_domain(session, domain)).id)
+
+    table = Table("telnum", "kind", "name", "route", "main", "state")
+    for t in run_store(settings_for(db, home), work):
+        target = {"user": t.route_user, "group": t.route_group, "ivr": t.ivr_menu}.get(t.type) or ""
+        table.add_row(t.telnum, t.kind, t.name, f"{t.type} {target}".strip(), "yes" if t.is_main_phone else "",
+                      "disabled" if t.disabled else "enabled")
+    console.print(table)
+
+
+@sim_app.command("add")
+def sim_card_add(domain: DomainOption, number: str,
+                 sms_confirmation: Annotated[bool, typer.Option("--sms-confirmation",
+                                                                help="Adding it needs an SMS confirmation")] = False,
+                 db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+    """Make a SIM card available to a domain (10.3); the company adds it with 10.4."""
+    from vpbx.services import sims, tenancy
+
+    async def work(session: AsyncSession) -> None:
+        await sims.provision(session, await tenancy.get_domain(session, domain), number,
+                             sms_confirmation=sms_confirmation)
+
+    run_store(settings_for(db, home), work)
+    console.print(f"SIM card {number} available to {domain}")
+
+
+# --- live calls on a running server (the simulator API, /work/shared/design/simulator.md) ---------
+
+call_app = typer.Typer(help="Place simulated calls on a running server.", no_args_is_help=True)
+app.add_typer(call_app, name="call")
+UrlOption = Annotated[str, typer.Option("--url", envvar="VPBX_URL", help="The running server")]
+KeyOption = Annotated[str | None, typer.Option(
+    "--key", envvar="VPBX_API_KEY", help="The domain's X-API-KEY; default the demo domain's, read from "
+                                         "./.vpbx/demo-credentials.json")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _api_key(key: str | None) -> str:
+    from vpbx.bootstrap import read_credentials
+
+    if key:
+        return key
+    creds = read_credentials(Path(".vpbx"))
+    if not creds or not creds.get("api_key"):
+        err.print("[red]error:[/red] no --key given and no ./.vpbx/demo-credentials.json "
+                  "(start `vpbx serve` here, or pass the domain's key)")
+        raise typer.Exit(2)
+    return str(creds["api_key"])
+
+
+def _request(method: str, url: str, key: str | None, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to the server's API; transport and HTTP errors become a clean exit 1."""
+    import httpx
+
+    try:
+        r = httpx.request(method, url.rstrip("/") + path, json=body, headers={"X-API-KEY": _api_key(key)},
+                          timeout=30)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error:[/red] cannot reach {url}: {exc}")
+        raise typer.Exit(1) from exc
+    if r.status_code >= 400:
+        try:
+            message = r.json().get("message", r.text)
+        except ValueError:
+            message = r.text
+        err.print(f"[red]error:[/red] {r.status_code} {message}")
+        raise typer.Exit(1)
+    return r.json()
+
+
+def _legs(call: dict[str, Any]) -> str:
+    return ", ".join(f"{leg['party']} {leg['state']}" for leg in call.get("legs") or []) or "-"
+
+
+@call_app.command("incoming")
+def call_incoming(
+    from_: Annotated[str, typer.Option("--from", help='The client\'s number, or "anonymous"')],
+    to: Annotated[str, typer.Option("--to", help="One of the domain's numbers")],
+    url: UrlOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """A client dials one of the domain's numbers; prints the call's id and what rings."""
+    call = _request("POST", url, key, "/sim/v1/calls", {"from": from_, "to": to})
+    if call["state"] == "refused":
+        console.print(f"call {call['callid']} [red]refused[/red]: {call.get('reason')}")
+        return
+    console.print(f"call [bold]{call['callid']}[/bold] {call['state']}"
+                  f"{' as ' + call['caller_name'] if call.get('caller_name') else ''}: {_legs(call)}")
+
+
+@app.command("calls")
+def calls_list(url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """The domain's live calls, with who rings and who talks."""
+    calls = _request("GET", url, key, "/sim/v1/calls")
+    table = Table("callid", "kind", "from", "to", "state", "since", "caller name", "department", "legs",
+                  title=f"{len(calls)} live call{'' if len(calls) == 1 else 's'}")
+    table.columns[0].no_wrap = True
+    colors = {"ringing": "yellow", "talking": "green"}
+    for c in calls:
+        state = c["state"]
+        table.add_row(c["callid"], c["kind"], c["from"], c["to"], f"[{colors.get(state, 'white')}]{state}[/]",
+                      c["started"], c.get("caller_name") or "", c.get("group") or "", _legs(c))
+    console.print(table)
 
 
 def main() -> None:

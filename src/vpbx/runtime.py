@@ -12,6 +12,7 @@ from vpbx.settings import Settings
 
 if TYPE_CHECKING:
     from vpbx.api.auth import AuthCache
+    from vpbx.store.reader import Reader
     from vpbx.telephony.ports import Telephony
 
 
@@ -23,4 +24,5 @@ class Runtime:
     clock: RealClock | VirtualClock
     auth: AuthCache
     telephony: Telephony
+    reader: Reader
     extras: dict[str, object] = field(default_factory=dict)

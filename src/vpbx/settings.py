@@ -22,8 +22,18 @@ class Settings(BaseSettings):
     demo: bool = True
     # Server secret: signs recording links and encrypts stored SIP passwords.
     secret: str = ""
+    # Where clients reach this server (recording links); empty: http(s)://host:port.
+    public_url: str = ""
     max_body_bytes: int = 1024 * 1024
     allow_private_crm: bool | None = None  # None: allowed when listening on loopback only
+    # The CRM notifier (vpbx.notify): per-request timeout, claim lease, batch and concurrency limits.
+    notify_timeout: float = Field(default=10.0, gt=0)
+    notify_lease: float = Field(default=30.0, gt=0)
+    notify_batch: int = Field(default=256, ge=1)
+    notify_max_inflight: int = Field(default=512, ge=1)
+    notify_domain_concurrency: int = Field(default=32, ge=1)
+    notify_poll: float = Field(default=1.0, gt=0)
+    notify_dispatcher: bool = True  # off: enqueue only (another process delivers)
     log_level: str = "info"
     log_json: bool = False
     tls_cert: Path | None = None

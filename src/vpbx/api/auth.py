@@ -99,16 +99,28 @@ async def _load(runtime: Runtime, digest: str) -> Principal | str:
         return Principal(domain.id, domain.name, domain.timezone, key.id, rights)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def _host_domain(request: Request) -> str:
-    host = request.headers.get("host", "")
+def _host_domain(host: str) -> str:
     if host.startswith("["):
         return host.split("]")[0] + "]"
     return host.rsplit(":", 1)[0].lower()
+
+
+async def principal_for(runtime: Runtime, key: str | None) -> Principal:
+    if not key:
+        raise ApiError(401, INVALID_TOKEN)
+    return await runtime.auth.principal(runtime, key)
+
+
+async def check_host(runtime: Runtime, principal: Principal, host_header: str) -> None:
+    """A Host naming another tenant of this server must not reach this key's data."""
+    host = _host_domain(host_header)
+    if host != principal.domain_name and host in await runtime.auth.domain_names(runtime):
+        raise ApiError(401, INVALID_TOKEN)
 
 
 async def authenticate(
@@ -116,13 +128,8 @@ async def authenticate(
     key: str | None = Depends(api_key_header),
     runtime: Runtime = Depends(get_runtime),
 ) -> Principal:
-    if not key:
-        raise ApiError(401, INVALID_TOKEN)
-    principal = await runtime.auth.principal(runtime, key)
-    host = _host_domain(request)
-    # A Host naming another tenant of this server must not reach this key's data.
-    if host != principal.domain_name and host in await runtime.auth.domain_names(runtime):
-        raise ApiError(401, INVALID_TOKEN)
+    principal = await principal_for(runtime, key)
+    await check_host(runtime, principal, request.headers.get("host", ""))
     request.state.principal = principal
     return principal
 

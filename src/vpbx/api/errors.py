@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from vpbx.api.responses import json_response
+from vpbx.schemas.common import Message, ValidationErrorOut
 from vpbx.services.errors import Forbidden, Invalid, NotFound
 
 log = logging.getLogger("vpbx.api")
@@ -25,6 +26,14 @@ METHOD_NOT_ALLOWED = "Method Not Allowed"
 TOO_LARGE = "Request entity too large"
 
 _STATUS_MESSAGES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: TOO_LARGE}
+
+# The 002 §3.3 answers every v1 operation may give, for the OpenAPI document: ``APIRouter(responses=...)``.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ValidationErrorOut, "description": VALIDATION_ERROR},
+    401: {"model": Message, "description": f"{INVALID_TOKEN}, {CRM_DISABLED} or {CRM_SWITCHED_OFF}"},
+    403: {"model": Message, "description": FORBIDDEN},
+    404: {"model": Message, "description": NOT_FOUND},
+}
 
 
 class FieldError(dict[str, str]):
@@ -69,6 +78,9 @@ def pydantic_errors(errors: Any) -> list[FieldError]:
         msg = err.get("msg", "invalid")
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if err.get("type") == "json_invalid":  # loc is ("body", <offset>): the body as a whole is bad
+            out.append(FieldError("body", msg))
+            continue
         out.append(FieldError(_field_path(tuple(err.get("loc", ()))), msg))
     return out
 
@@ -98,7 +110,10 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         message = _STATUS_MESSAGES.get(exc.status_code) or str(exc.detail)
         headers = getattr(exc, "headers", None)
-        resp = json_response({"message": message}, exc.status_code)
+        if exc.status_code == 400:  # e.g. a body that is not UTF-8: still 002's 400 shape
+            resp = json_response(invalid([FieldError("body", str(exc.detail))]).body(), 400)
+        else:
+            resp = json_response({"message": message}, exc.status_code)
         if headers:
             resp.headers.update(headers)
         return resp

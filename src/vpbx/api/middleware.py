@@ -25,34 +25,52 @@ async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
 
 
 class BodyLimit:
-    """Bodies over ``max_bytes`` get 413 before any handler reads them."""
+    """Bodies over ``max_bytes`` get 413 before any handler reads them.
+
+    ``PATH_LIMITS`` (path prefix -> bytes) gives routes that take larger bodies (uploads) their own limit;
+    features register their prefixes there when their router is imported.
+    """
+
+    PATH_LIMITS: dict[str, int] = {}
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def limit_for(self, path: str) -> int:
+        return next((n for prefix, n in self.PATH_LIMITS.items() if path.startswith(prefix)), self.max_bytes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope["path"])
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
                 await _reply(send, 413, {"message": TOO_LARGE})
                 return
         seen = 0
         started = False
+        replied = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, started, replied
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
+                    # Answer now: the framework turns an exception raised while it reads the body into
+                    # its own 400, which tracking_send then drops.
+                    if not started:
+                        started = replied = True
+                        await _reply(send, 413, {"message": TOO_LARGE})
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if replied:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -60,8 +78,7 @@ class BodyLimit:
         try:
             await self.app(scope, limited, tracking_send)
         except _TooLarge:
-            if not started:
-                await _reply(send, 413, {"message": TOO_LARGE})
+            pass
 
 
 class PathAliases:

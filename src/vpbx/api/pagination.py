@@ -11,7 +11,7 @@ from vpbx.store.paging import Page
 __all__ = ["Page", "envelope", "info", "page_params"]
 
 
-def page_params(
+async def page_params(
     search: str = Query("", description="Substring searched in the list's documented fields"),
     start: int = Query(0, ge=0, description="Position to start from"),
     limit: int | None = Query(None, ge=0, le=100000, description="How many items; all when omitted"),

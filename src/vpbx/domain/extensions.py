@@ -15,7 +15,7 @@ def is_valid_ext(ext: str) -> bool:
 
 def next_free(used: Iterable[str], first: int = FIRST_FREE) -> str:
     """The lowest free extension at or above ``first``; below it only when all above are taken."""
-    taken = {int(e) for e in used if e.isdigit() and len(e) == len(str(int(e)))}
+    taken = {int(e) for e in used if e.isascii() and e.isdigit() and len(e) == len(str(int(e)))}
     n = first
     while n in taken:
         n += 1

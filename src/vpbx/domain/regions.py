@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import phonenumbers
-from phonenumbers import PhoneNumber, PhoneNumberType, geocoder
+from phonenumbers import PhoneNumber, PhoneNumberType
 
 __all__ = [
     "REGIONS",
@@ -204,6 +204,9 @@ def region_for_parsed(parsed: PhoneNumber) -> Region | None:
     if phonenumbers.number_type(parsed) not in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE):
         return None
     # Mobiles land here: the geocoder only says "Россия" for DEF codes, so their region stays unknown.
+    # Imported here: the geocoder's data costs ~1 s and ~100 MB, and most numbers never need it.
+    from phonenumbers import geocoder
+
     return _BY_GEOCODER_NAME.get(geocoder.description_for_number(parsed, "ru"))
 
 

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpbx.schemas.groups import GroupCreate, MemberIn
 from vpbx.schemas.users import MobileRedirectIn, UserCreate
 from vpbx.services import groups, users
+from vpbx.services import numbers as numbers_demo
+from vpbx.services import sims as sims_demo
 from vpbx.services.tenancy import CreatedDomain, create_domain
 from vpbx.store.tables import Domain
 
@@ -38,6 +40,7 @@ DEPARTMENTS = [
 
 DemoExtension = Callable[[AsyncSession, Domain, datetime], Awaitable[None]]
 DEMO_EXTENSIONS: list[DemoExtension] = []
+DEMO_EXTENSIONS += [numbers_demo.demo_numbers, sims_demo.demo_sims]  # §9-10: numbers, SIM cards
 
 
 async def create_demo(session: AsyncSession, now: datetime, *, name: str = DEMO_DOMAIN,

@@ -170,6 +170,9 @@ async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
     group = await get(session, domain_id, group_id)
     await repo.release_ext(session, domain_id, group.ext)
     await repo.reset_timeouts_to(session, domain_id, group=group.group_id)
+    from vpbx.services import numbers  # numbers' routes pointing at the department: redirected (§9)
+
+    await numbers.release(session, domain_id, group=group.group_id)
     await session.delete(group)
     await session.flush()
     await repo.bump_version(session, domain_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.extensions import next_free
@@ -25,13 +25,14 @@ def user_search_text(u: User) -> str:
     return search_text(u.login, u.name, u.ext, u.telnum, u.email, u.mobile, u.position)
 
 
-def mobile_redirect(u: User) -> dict[str, Any]:
+def mobile_redirect(u: User | Row[Any]) -> dict[str, Any]:
     if not u.mobile_redirect_enabled:
         return {"enabled": False}
     return {"enabled": True, "forward": u.mobile_redirect_forward, "delay": u.mobile_redirect_delay}
 
 
-def user_out(u: User, status: str | None = None) -> dict[str, Any]:
+def user_out(u: User | Row[Any], status: str | None = None) -> dict[str, Any]:
+    """002 §6.1 fields, from an ORM object or a plain row of the users table."""
     out: dict[str, Any] = {
         "login": u.login,
         "name": u.name,
@@ -149,6 +150,9 @@ async def delete(session: AsyncSession, domain_id: int, login: str) -> None:
     user = await get(session, domain_id, login)
     await repo.release_ext(session, domain_id, user.ext)
     await repo.reset_timeouts_to(session, domain_id, user=user.login)
+    from vpbx.services import numbers  # numbers' routes/SIMs pointing at the employee: redirected (§9-10)
+
+    await numbers.release(session, domain_id, user=user.login)
     await session.delete(user)  # memberships go with it (ON DELETE CASCADE)
     await session.flush()
     await repo.bump_version(session, domain_id)

@@ -1,8 +1,22 @@
-"""The port the rest of vpbx sees; simulated and (later) SIP telephony implement it."""
+"""The port the rest of vpbx sees; simulated and (later) SIP telephony implement it.
+
+The engine drives devices through ``Telephony`` (ring, stop, connect) and hears back through the
+``CallSignals`` it attaches (a device answered, declined, hung up). It knows nothing else of them.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+
+class CallSignals(Protocol):
+    async def answered(self, callid: str, party: str) -> None:
+        """``party``: an employee's login, or ``ext:<number>`` for an outside number the PBX called."""
+        ...
+
+    async def rejected(self, callid: str, party: str) -> None: ...
+
+    async def hung_up(self, callid: str, party: str) -> None: ...
 
 
 class Telephony(Protocol):
@@ -11,3 +25,27 @@ class Telephony(Protocol):
         ...
 
     def set_registered(self, domain_id: int, login: str, registered: bool) -> None: ...
+
+    def trunk_status(self, domain_id: int, telnum: str) -> str:
+        """Registration status of a SIP trunk to another operator (002 §15.1 ``status``)."""
+        ...
+
+    def set_trunk_status(self, domain_id: int, telnum: str, status: str) -> str:
+        """Set it (the simulator, or the SIP stack); returns the previous status."""
+        ...
+
+    def attach(self, signals: CallSignals) -> None:
+        """Where devices report answers, rejections and hang-ups."""
+        ...
+
+    def ring(self, domain_id: int, callid: str, party: str, caller: str, caller_name: str | None) -> None:
+        """Start ringing ``party`` (a login, or ``ext:<number>``), showing the caller."""
+        ...
+
+    def stop(self, domain_id: int, callid: str, party: str) -> None:
+        """The party's leg is over (ringing cancelled, or the call ended)."""
+        ...
+
+    def connected(self, domain_id: int, callid: str, party: str) -> None:
+        """The party's leg is talking."""
+        ...

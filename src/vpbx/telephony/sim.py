@@ -1,11 +1,44 @@
-"""Simulated phones. Devices start unregistered (offline) until the simulator registers them."""
+"""Simulated phones and outside numbers.
+
+Devices start unregistered (offline) until the simulator registers them. A device or an outside
+number may behave automatically when rung: answer, reject (busy) or ignore after ``after`` seconds,
+then hang up after ``talk`` seconds. Timers run on the one clock, so the virtual clock drives them.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vpbx.clock import RealClock, Timer, VirtualClock
+    from vpbx.telephony.ports import CallSignals
+
+DEVICE_ACTIONS = ("answer", "reject", "ignore")
+EXTERNAL_ACTIONS = ("answer", "busy", "unavailable", "notfound", "ignore")
+
+
+@dataclass(frozen=True)
+class Auto:
+    action: str = "ignore"
+    after: float = 0.0
+    talk: float | None = None
+
+
+DEFAULT_EXTERNAL = Auto("answer", 3.0, 30.0)
 
 
 class SimTelephony:
     def __init__(self) -> None:
         self._registered: set[tuple[int, str]] = set()
+        self._trunks: dict[tuple[int, str], str] = {}  # SIP registrations (§15): absent means success
+        self._auto: dict[tuple[int, str], Auto] = {}
+        self._externals: dict[tuple[int, str], Auto] = {}
+        self._timers: dict[tuple[str, str], Timer] = {}
+        self._signals: CallSignals | None = None
+        self.clock: RealClock | VirtualClock | None = None
+
+    # --- configuration (the simulator API) ------------------------------------------------------
 
     def is_registered(self, domain_id: int, login: str) -> bool:
         return (domain_id, login) in self._registered
@@ -15,3 +48,78 @@ class SimTelephony:
             self._registered.add((domain_id, login))
         else:
             self._registered.discard((domain_id, login))
+
+    def trunk_status(self, domain_id: int, telnum: str) -> str:
+        return self._trunks.get((domain_id, telnum), "success")
+
+    def set_trunk_status(self, domain_id: int, telnum: str, status: str) -> str:
+        previous = self.trunk_status(domain_id, telnum)
+        if status == "success":
+            self._trunks.pop((domain_id, telnum), None)
+        else:
+            self._trunks[(domain_id, telnum)] = status
+        return previous
+
+    def set_auto(self, domain_id: int, login: str, auto: Auto | None) -> None:
+        if auto is None:
+            self._auto.pop((domain_id, login), None)
+        else:
+            self._auto[(domain_id, login)] = auto
+
+    def auto_of(self, domain_id: int, login: str) -> Auto | None:
+        return self._auto.get((domain_id, login))
+
+    def set_external(self, domain_id: int, phone: str, auto: Auto) -> None:
+        self._externals[(domain_id, phone)] = auto
+
+    def external_of(self, domain_id: int, phone: str) -> Auto:
+        return self._externals.get((domain_id, phone), DEFAULT_EXTERNAL)
+
+    # --- the port -------------------------------------------------------------------------------
+
+    def attach(self, signals: CallSignals, clock: RealClock | VirtualClock | None = None) -> None:
+        self._signals = signals
+        if clock is not None:
+            self.clock = clock
+
+    def _behaviour(self, domain_id: int, party: str) -> Auto | None:
+        if party.startswith("ext:"):
+            return self.external_of(domain_id, party[4:])
+        return self._auto.get((domain_id, party))
+
+    def _schedule(self, callid: str, party: str, delay: float, what: str) -> None:
+        if self.clock is None or self._signals is None:
+            return
+        signals = self._signals
+
+        async def fire() -> None:
+            self._timers.pop((callid, party), None)
+            if what == "answer":
+                await signals.answered(callid, party)
+            elif what == "reject":
+                await signals.rejected(callid, party)
+            else:
+                await signals.hung_up(callid, party)
+
+        self._cancel(callid, party)
+        self._timers[(callid, party)] = self.clock.call_later(delay, fire)
+
+    def _cancel(self, callid: str, party: str) -> None:
+        timer = self._timers.pop((callid, party), None)
+        if timer is not None:
+            timer.cancel()
+
+    def ring(self, domain_id: int, callid: str, party: str, caller: str, caller_name: str | None) -> None:
+        auto = self._behaviour(domain_id, party)
+        if auto is None or auto.action == "ignore":
+            return
+        what = "answer" if auto.action == "answer" else "reject"
+        self._schedule(callid, party, auto.after, what)
+
+    def stop(self, domain_id: int, callid: str, party: str) -> None:
+        self._cancel(callid, party)
+
+    def connected(self, domain_id: int, callid: str, party: str) -> None:
+        auto = self._behaviour(domain_id, party)
+        if auto is not None and auto.talk is not None:
+            self._schedule(callid, party, auto.talk, "hangup")

@@ -8,13 +8,14 @@ from starlette.responses import Response
 
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
+from vpbx.api.errors import ERROR_RESPONSES
 from vpbx.api.responses import json_response
 from vpbx.runtime import Runtime
 from vpbx.schemas.domain import CustomRoleOut, DomainOut
 from vpbx.services import tenancy
 from vpbx.store.repositories import tenancy as repo
 
-router = APIRouter(tags=["12. Настройки домена"])
+router = APIRouter(tags=["12. Настройки домена"], responses=ERROR_RESPONSES)
 
 
 @router.get("/domain", response_model=DomainOut, summary="12.1 Параметры домена")

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
+from vpbx.api.errors import ERROR_RESPONSES
 from vpbx.api.pagination import Page, envelope, page_params
 from vpbx.api.responses import json_response, no_content
 from vpbx.runtime import Runtime
@@ -15,7 +16,7 @@ from vpbx.schemas.groups import GroupCreate, GroupList, GroupOut, GroupUpdate, M
 from vpbx.services import groups, tenancy
 from vpbx.store.repositories import directory as repo
 
-router = APIRouter(tags=["8. Отделы"])
+router = APIRouter(tags=["8. Отделы"], responses=ERROR_RESPONSES)
 
 
 @router.get("/groups", response_model=GroupList, summary="8.1 Список отделов")

@@ -5,33 +5,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Row, Select, delete, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.store.paging import Page
+from vpbx.store.reader import Reader
 from vpbx.store.tables import Domain, Extension, Group, GroupMember, User
 
 R = TypeVar("R")
+NUL = "\x00"  # PostgreSQL text cannot hold it (SQLite can): no stored key has one, so such a lookup finds nothing
+
+
+def page_statements(stmt: Select[R], search_col: Any, page: Page, order_by: Any) -> tuple[Select[Any], Select[R]]:
+    """The filtered total's query and the page's query for one v1 list."""
+    if NUL in page.needle:
+        stmt = stmt.where(false())
+    elif page.needle:
+        stmt = stmt.where(search_col.contains(page.needle, autoescape=True))
+    total = select(func.count()).select_from(stmt.subquery())
+    stmt = stmt.order_by(order_by).offset(page.start)
+    if page.limit is not None:
+        stmt = stmt.limit(page.limit)
+    return total, stmt
 
 
 async def paged(session: AsyncSession, stmt: Select[R], search_col: Any, page: Page,
                 order_by: Any) -> tuple[list[R], int]:
-    """One page of ``stmt`` filtered by the casefolded search column, and the filtered total."""
-    if page.needle:
-        stmt = stmt.where(search_col.contains(page.needle, autoescape=True))
-    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    """One page of ORM objects and the filtered total, inside a unit of work."""
+    total_stmt, page_stmt = page_statements(stmt, search_col, page, order_by)
+    total = await session.scalar(total_stmt) or 0
     if page.limit == 0:
         return [], total
-    stmt = stmt.order_by(order_by).offset(page.start)
-    if page.limit is not None:
-        stmt = stmt.limit(page.limit)
-    return list((await session.scalars(stmt)).all()), total
+    return list((await session.scalars(page_stmt)).all()), total
+
+
+async def paged_rows(reader: Reader, stmt: Select[Any], search_col: Any, page: Page,
+                     order_by: Any) -> tuple[Sequence[Row[Any]], int]:
+    """One page of plain rows and the filtered total, for hot read paths."""
+    total_stmt, page_stmt = page_statements(stmt, search_col, page, order_by)
+    total = await reader.scalar(total_stmt) or 0
+    if page.limit == 0 or total <= page.start:
+        return [], total
+    return await reader.all(page_stmt), total
 
 
 # --- employees -----------------------------------------------------------------------------
 
 async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str) -> User | None:
     """002 §6: the path's ``login`` is a login or an extension; a login match wins."""
+    if NUL in login_or_ext:
+        return None
     rows = (
         await session.scalars(
             select(User).where(User.domain_id == domain_id, or_(User.login == login_or_ext,
@@ -46,6 +69,7 @@ async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str) ->
 
 async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequence[str]) -> dict[str, User]:
     """Employees keyed by every login or extension given that names one."""
+    logins = [n for n in logins if NUL not in n]
     if not logins:
         return {}
     rows = (
@@ -73,8 +97,24 @@ async def count_groups(session: AsyncSession, domain_id: int) -> int:
     return await session.scalar(select(func.count()).where(Group.domain_id == domain_id)) or 0
 
 
-async def list_users(session: AsyncSession, domain_id: int, page: Page) -> tuple[list[User], int]:
-    return await paged(session, select(User).where(User.domain_id == domain_id), User.search_text, page, User.id)
+USER_COLUMNS = User.__table__.c
+
+
+async def list_users(reader: Reader, domain_id: int, page: Page) -> tuple[Sequence[Row[Any]], int]:
+    stmt = select(User.__table__).where(USER_COLUMNS.domain_id == domain_id)
+    return await paged_rows(reader, stmt, USER_COLUMNS.search_text, page, USER_COLUMNS.id)
+
+
+async def read_user(reader: Reader, domain_id: int, login_or_ext: str) -> Row[Any] | None:
+    """002 §6 lookup (login wins over extension) as a plain row, for hot read paths."""
+    if NUL in login_or_ext:
+        return None
+    rows = await reader.all(select(User.__table__).where(
+        USER_COLUMNS.domain_id == domain_id, or_(USER_COLUMNS.login == login_or_ext, USER_COLUMNS.ext == login_or_ext)))
+    for row in rows:
+        if row.login == login_or_ext:
+            return row
+    return rows[0] if rows else None
 
 
 # --- extensions ----------------------------------------------------------------------------
@@ -100,6 +140,8 @@ async def release_ext(session: AsyncSession, domain_id: int, ext: str) -> None:
 
 async def find_group(session: AsyncSession, domain_id: int, group_id: str) -> Group | None:
     """A department by its id, or by its extension."""
+    if NUL in group_id:
+        return None
     rows = (
         await session.scalars(
             select(Group).where(Group.domain_id == domain_id, or_(Group.group_id == group_id, Group.ext == group_id))

@@ -2,17 +2,27 @@
 package registers every one of them on ``Base.metadata`` (Alembic reads it)."""
 
 from vpbx.store.base import Base
+from vpbx.store.tables.calls import CallRecord, InnerCallRecord
 from vpbx.store.tables.directory import Extension, Group, GroupMember, User
+from vpbx.store.tables.numbers import *  # noqa: F403 - §9-11: numbers, IVR menus, SIM cards, blacklist
+from vpbx.store.tables.outbox import DeliveryAttempt, DeliveryHealth, OutboxRow
+from vpbx.store.tables.settings import *  # noqa: F403 - §12.2-12.8, §13, §14: company settings
 from vpbx.store.tables.tenancy import ApiKey, CustomRole, Domain, Integration
+from vpbx.store.tables.trunks import *  # noqa: F403 - §15-18: SIP registrations, branches, webhooks
 
 __all__ = [
     "ApiKey",
     "Base",
+    "CallRecord",
     "CustomRole",
+    "DeliveryAttempt",
+    "DeliveryHealth",
     "Domain",
     "Extension",
     "Group",
     "GroupMember",
+    "InnerCallRecord",
     "Integration",
+    "OutboxRow",
     "User",
 ]

@@ -1,0 +1,227 @@
+"""The simulator (/work/shared/design/simulator.md): calls, phones, outside numbers and the clock."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from vpbx.api.auth import Principal, authenticate, get_runtime
+from vpbx.api.errors import ApiError
+from vpbx.api.responses import json_response
+from vpbx.domain.history import iso
+from vpbx.engine import CallEngine, CallError, engine_of
+from vpbx.runtime import Runtime
+from vpbx.services import tenancy
+from vpbx.telephony.sim import DEVICE_ACTIONS, EXTERNAL_ACTIONS, Auto, SimTelephony
+
+router = APIRouter(prefix="/sim/v1", tags=["Simulator"])
+
+
+class CallIn(BaseModel):
+    from_: str = Field(alias="from", description='Client number, "anonymous", or "user:<login|ext>"')
+    to: str = Field(description='A domain number, or "user:<login|ext>" for an internal call')
+
+
+class PartyIn(BaseModel):
+    user: str | None = None
+
+
+class HangupIn(BaseModel):
+    by: str = "client"
+
+
+class DtmfIn(BaseModel):
+    digits: str = Field(min_length=1, max_length=32)
+
+
+class TransferIn(BaseModel):
+    user: str
+    to: str
+    mode: Literal["blind", "attended"] = "blind"
+
+
+class AutoIn(BaseModel):
+    action: str = "answer"
+    after: float = Field(0, ge=0)
+    talk: float | None = Field(None, ge=0)
+
+
+class DeviceIn(BaseModel):
+    registered: bool = True
+    auto: AutoIn | None = None
+
+
+class ExternalIn(BaseModel):
+    auto: AutoIn
+
+
+class AdvanceIn(BaseModel):
+    seconds: float = Field(ge=0, le=366 * 86400)
+
+
+def _engine(runtime: Runtime) -> CallEngine:
+    return engine_of(runtime)
+
+
+def _sim(runtime: Runtime) -> SimTelephony:
+    if not isinstance(runtime.telephony, SimTelephony):
+        raise ApiError(409, "The simulator needs simulated telephony")
+    return runtime.telephony
+
+
+async def _guard(coro: object) -> None:
+    try:
+        await coro  # type: ignore[misc]
+    except CallError as exc:
+        raise ApiError(exc.status, exc.message) from None
+
+
+async def _view_flushed(runtime: Runtime, principal: Principal, callid: str) -> Response:
+    """The call after the step's writes are committed (the engine writes behind, in batches)."""
+    await _engine(runtime).flush()
+    return _view(runtime, principal, callid)
+
+
+@router.post("/calls", status_code=201, summary="Dial: a client calls a domain number, or an internal call")
+async def create_call(body: CallIn, principal: Principal = Depends(authenticate),
+                      runtime: Runtime = Depends(get_runtime)) -> Response:
+    engine = _engine(runtime)
+    async with runtime.sessions() as session:
+        domain = await tenancy.get_domain(session, principal.domain_name)
+    try:
+        if body.from_.startswith("user:"):
+            if not body.to.startswith("user:"):
+                raise ApiError(400, "Outgoing calls are not simulated yet: dial user:<login|ext>")
+            call = await engine.internal(domain, body.from_[5:], body.to[5:])
+        else:
+            call = await engine.incoming(domain, body.from_, body.to)
+    except CallError as exc:
+        raise ApiError(exc.status, exc.message) from None
+    await engine.flush()
+    return json_response(call.view(), 201)
+
+
+@router.get("/calls", summary="Live calls with their legs")
+async def list_calls(principal: Principal = Depends(authenticate),
+                     runtime: Runtime = Depends(get_runtime)) -> Response:
+    return json_response([c.view() for c in _engine(runtime).list_live(principal.domain_id)])
+
+
+@router.get("/calls/{callid}", summary="One call, live or ended")
+async def get_call(callid: str, principal: Principal = Depends(authenticate),
+                   runtime: Runtime = Depends(get_runtime)) -> Response:
+    try:
+        return json_response(_engine(runtime).get(principal.domain_id, callid).view())
+    except CallError as exc:
+        raise ApiError(exc.status, exc.message) from None
+
+
+def _view(runtime: Runtime, principal: Principal, callid: str) -> Response:
+    return json_response(_engine(runtime).get(principal.domain_id, callid).view())
+
+
+@router.post("/calls/{callid}/answer", summary="An employee picks up a ringing leg")
+async def answer(callid: str, body: PartyIn, principal: Principal = Depends(authenticate),
+                 runtime: Runtime = Depends(get_runtime)) -> Response:
+    engine = _engine(runtime)
+    await _guard(_check(engine, principal, callid))
+    if not body.user:
+        raise ApiError(400, "user: who answers")
+    await _guard(engine.answered(callid, body.user))
+    return await _view_flushed(runtime, principal, callid)
+
+
+@router.post("/calls/{callid}/reject", summary="An employee declines (busy)")
+async def reject(callid: str, body: PartyIn, principal: Principal = Depends(authenticate),
+                 runtime: Runtime = Depends(get_runtime)) -> Response:
+    engine = _engine(runtime)
+    await _guard(_check(engine, principal, callid))
+    if not body.user:
+        raise ApiError(400, "user: who declines")
+    await _guard(engine.rejected(callid, body.user))
+    return await _view_flushed(runtime, principal, callid)
+
+
+@router.post("/calls/{callid}/hangup", summary="The client or an employee hangs up")
+async def hangup(callid: str, body: HangupIn, principal: Principal = Depends(authenticate),
+                 runtime: Runtime = Depends(get_runtime)) -> Response:
+    engine = _engine(runtime)
+    await _guard(_check(engine, principal, callid))
+    await _guard(engine.hung_up(callid, body.by))
+    return await _view_flushed(runtime, principal, callid)
+
+
+@router.post("/calls/{callid}/dtmf", summary="The client presses keys")
+async def dtmf(callid: str, body: DtmfIn, principal: Principal = Depends(authenticate),
+               runtime: Runtime = Depends(get_runtime)) -> Response:
+    await _guard(_engine(runtime).dtmf(principal.domain_id, callid, body.digits))
+    return await _view_flushed(runtime, principal, callid)
+
+
+@router.post("/calls/{callid}/transfer",
+             summary="Blind transfer to an employee, a department (id or extension) or an outside number")
+async def transfer(callid: str, body: TransferIn, principal: Principal = Depends(authenticate),
+                   runtime: Runtime = Depends(get_runtime)) -> Response:
+    if body.mode != "blind":
+        raise ApiError(400, "Only blind transfers are simulated yet")
+    await _guard(_engine(runtime).transfer(principal.domain_id, callid, body.user, body.to))
+    return await _view_flushed(runtime, principal, callid)
+
+
+async def _check(engine: CallEngine, principal: Principal, callid: str) -> None:
+    call = engine.get(principal.domain_id, callid)
+    if call.state in ("ended", "refused"):
+        raise CallError(409, "The call is over")
+
+
+@router.put("/devices/{login}", summary="An employee's device: registration and automatic behaviour")
+async def put_device(login: str, body: DeviceIn, principal: Principal = Depends(authenticate),
+                     runtime: Runtime = Depends(get_runtime)) -> Response:
+    sim = _sim(runtime)
+    from vpbx.store.repositories import directory as repo
+
+    async with runtime.sessions() as session:
+        user = await repo.find_user(session, principal.domain_id, login)
+    if user is None:
+        raise ApiError(404, "Not found")
+    if body.auto is not None and body.auto.action not in DEVICE_ACTIONS:
+        raise ApiError(400, f"auto.action: one of {', '.join(DEVICE_ACTIONS)}")
+    sim.set_registered(principal.domain_id, user.login, body.registered)
+    sim.set_auto(principal.domain_id, user.login,
+                 Auto(body.auto.action, body.auto.after, body.auto.talk) if body.auto else None)
+    auto = sim.auto_of(principal.domain_id, user.login)
+    return json_response({"login": user.login, "registered": body.registered,
+                          "auto": None if auto is None else {"action": auto.action, "after": auto.after,
+                                                             "talk": auto.talk}})
+
+
+@router.put("/externals/{phone}", summary="How an outside number behaves when the PBX calls it")
+async def put_external(phone: str, body: ExternalIn, principal: Principal = Depends(authenticate),
+                       runtime: Runtime = Depends(get_runtime)) -> Response:
+    if body.auto.action not in EXTERNAL_ACTIONS:
+        raise ApiError(400, f"auto.action: one of {', '.join(EXTERNAL_ACTIONS)}")
+    _sim(runtime).set_external(principal.domain_id, phone, Auto(body.auto.action, body.auto.after, body.auto.talk))
+    return json_response({"phone": phone, "auto": body.auto.model_dump()})
+
+
+@router.get("/clock", summary="The clock")
+async def get_clock(principal: Principal = Depends(authenticate),
+                    runtime: Runtime = Depends(get_runtime)) -> Response:
+    if not runtime.clock.virtual:
+        raise ApiError(409, "The server runs on the real clock")
+    return json_response({"now": iso(runtime.clock.now()), "virtual": True})
+
+
+@router.post("/clock/advance", summary="Advance the virtual clock, running every timer due")
+async def advance(body: AdvanceIn, principal: Principal = Depends(authenticate),
+                  runtime: Runtime = Depends(get_runtime)) -> Response:
+    from vpbx.clock import VirtualClock
+
+    if not isinstance(runtime.clock, VirtualClock):
+        raise ApiError(409, "The server runs on the real clock")
+    now = await runtime.clock.advance(body.seconds)
+    await _engine(runtime).flush()
+    return json_response({"now": iso(now), "virtual": True})

@@ -1,0 +1,800 @@
+"""The call engine: one state machine per call, driven by the clock and the telephony port.
+
+Incoming external calls follow /work/shared/design/call-flows.md ("Incoming external call"):
+admission, contact lookup, greeting, route by time, targets (user, group with its ring strategy,
+telnum, ivr, closed message), timeout targets, events, and at the end ONE transaction holding the
+history row and the call's last notifications. Internal calls leave internal history only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.domain import ringing
+from vpbx.domain.phone import InvalidNumber, is_anonymous, normalize_number
+from vpbx.engine import records
+from vpbx.engine.config import ENGINE_WRITES, ConfigCache
+from vpbx.engine.model import Call, Leg
+from vpbx.notify import service as notifier
+from vpbx.notify.payloads import PBX_USER, CallStatus, ContactQuery, EventNotice, EventType, HistoryNotice, Notice
+from vpbx.runtime import Runtime
+from vpbx.services import blacklist, numbers
+from vpbx.services import settings as settings_service
+from vpbx.store.repositories import directory as repo
+from vpbx.store.repositories import numbers as numbers_repo
+from vpbx.store.tables import CallRecord, Domain, Group, InnerCallRecord, Integration, User
+
+log = logging.getLogger("vpbx.engine")
+
+GREETING_SECONDS = 5.0
+MESSAGE_SECONDS = 5.0  # closed / busy message, then hang up
+USER_RING_SECONDS = 60  # a personal call rings this long, then voicemail
+STAGE_RING_SECONDS = 20  # a stage with more to try after it (the CRM's responsible, its fallback) rings less
+IVR_TIMEOUT_SECONDS = 10.0
+VOICEMAIL_SECONDS = 60.0
+MAX_HOPS = 5
+FLUSH_LINGER = 0.005  # seconds the real clock waits for more steps before a flush
+FLUSH_QUEUE = 2000  # queued steps that start a flush at once
+KEEP_ENDED = 10_000
+
+
+class CallError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class CallEngine:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.live: dict[str, Call] = {}
+        self.ended: OrderedDict[str, Call] = OrderedDict()
+        self.busy: set[tuple[int, str]] = set()
+        # Write-behind with group commit (performance.md "batch writes"): every step queues its outbox
+        # rows and finished calls here; one flush writes all that is queued in ONE transaction. Flushes
+        # start as soon as something is queued; simulator requests await ``flush()`` before answering.
+        self._queue: list[_Write] = []
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self.last_answered: dict[int, int] = {}  # department pk -> user id (EVENLY), ahead of the store
+        self.config = ConfigCache(runtime)
+        attach = getattr(runtime.telephony, "attach", None)
+        if attach is not None:
+            try:
+                attach(self, runtime.clock)
+            except TypeError:
+                attach(self)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def get(self, domain_id: int, callid: str) -> Call:
+        call = self.live.get(callid) or self.ended.get(callid)
+        if call is None or call.domain_id != domain_id:
+            raise CallError(404, "Not found")
+        return call
+
+    def list_live(self, domain_id: int) -> list[Call]:
+        return [c for c in self.live.values() if c.domain_id == domain_id]
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.rt.clock.now()
+
+    def _later(self, call: Call, delay: float, fn: Callable[[], Awaitable[None]]) -> None:
+        async def fire() -> None:
+            async with call.lock:
+                if call.state in ("ended", "refused"):
+                    return
+                await fn()
+
+        call.timers.append(self.rt.clock.call_later(delay, fire))
+
+    async def _commit_notices(self, call: Call, notices: list[Notice]) -> None:
+        if notices:
+            self._queue.append(_Write(call, notices, None, self.now()))
+            self._kick()
+
+    def _kick(self) -> None:
+        """Start a flush soon: on the real clock after a short linger (steps of concurrent calls share the
+        transaction); on the virtual clock the request that moved the clock flushes when it is done, so only
+        a long queue starts one early."""
+        if self.rt.clock.virtual and len(self._queue) < FLUSH_QUEUE:
+            return
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        if not self.rt.clock.virtual:
+            await asyncio.sleep(FLUSH_LINGER)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything queued so far (group commit); returns when it is committed."""
+        async with self._flush_lock:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    await self._write_batch(batch)
+                except Exception:
+                    log.exception("writing %d call steps failed", len(batch))
+
+    async def _write_batch(self, batch: list[_Write]) -> None:
+        integrations: dict[int, Integration | None] = {}
+        records: dict[int, settings_service.RecordConfig] = {}
+        rotation: dict[int, int] = {}  # department pk -> the member who took its last call in this batch
+        answered: list[dict[str, Any]] = []  # clients answered: their earlier missed calls are settled
+        async with self.rt.sessions() as session:
+            session.info[ENGINE_WRITES] = True
+            for w in batch:
+                call = w.call
+                if call.domain_id not in integrations:
+                    integrations[call.domain_id] = await session.get(Integration, call.domain_id)
+                notices = list(w.notices)
+                if w.status is not None:
+                    if call.domain_id not in records:
+                        records[call.domain_id] = await settings_service.record_config(session, call.domain_id)
+                    if call.kind == "internal":
+                        await self._write_internal(session, call, w.status, records[call.domain_id])
+                        continue
+                    await self._write_incoming(session, call, w.status, notices, records[call.domain_id], rotation)
+                    if w.status is CallStatus.SUCCESS and call.caller != "anonymous":
+                        answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
+                integration = integrations[call.domain_id]
+                if integration is None:
+                    continue
+                for n in notices:
+                    await notifier.enqueue(session, call.domain_id, n, key=call.callid, now=w.at,
+                                           integration=integration)
+            await session.flush()
+            if answered:  # 4.2 missedStatus: 3 (or 4) -> 1, "the client called back and was answered"
+                table = cast(Table, CallRecord.__table__)
+                h = table.c
+                await session.execute(update(table).where(
+                    h.domain_id == bindparam("d"), h.client == bindparam("c"), h.missed_status.between(3, 4),
+                    h.start < bindparam("t")).values(missed_status=1), answered)
+            for pk, user_id in rotation.items():
+                await session.execute(update(Group).where(Group.id == pk).values(last_answered_user_id=user_id))
+            await session.commit()
+
+    def _event(self, call: Call, kind: EventType, leg: Leg) -> EventNotice:
+        call.events.append((kind.value, leg.person))
+        return EventNotice(type=kind, callid=call.callid, phone=call.caller, user=leg.person, direction="in",
+                           diversion=call.diversion or None, groupRealName=call.group_name or None,
+                           ext=leg.ext or None, telnum=leg.telnum or None, telnum_name=call.telnum_name or None)
+
+    def _can_take(self, call: Call, user: User, calls_enable: bool = True, *, busy_ok: bool = False) -> bool:
+        return ringing.can_take_calls(
+            dnd=user.dnd, absent=user.absent,
+            registered=self.rt.telephony.is_registered(call.domain_id, user.login),
+            mobile_redirect=user.mobile_redirect_enabled and bool(user.mobile),
+            busy=not busy_ok and (call.domain_id, user.login) in self.busy, calls_enable=calls_enable)
+
+    @staticmethod
+    def _legs_of(call: Call, person: str) -> list[Leg]:
+        return [leg for leg in call.legs.values() if leg.person == person]
+
+    @staticmethod
+    def _find_leg(call: Call, who: str) -> Leg | None:
+        """The leg of ``who``: a party (login or ext:<number>), or the employee a mobile leg rings for."""
+        leg = call.legs.get(who)
+        if leg is not None:
+            return leg
+        mine = [leg for leg in call.legs.values() if leg.owner == who]
+        return next((leg for leg in mine if leg.state == "talking"), mine[0] if mine else None)
+
+    # --- incoming external calls -----------------------------------------------------------------
+
+    async def incoming(self, domain: Domain, caller: str, dialed: str) -> Call:
+        now = self.now()
+        anonymous = is_anonymous(caller)
+        if not anonymous:
+            try:
+                caller = normalize_number(caller)
+            except InvalidNumber:
+                raise CallError(400, "from: not a phone number") from None
+        call = Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name,
+                    timezone=domain.timezone, kind="incoming", caller="anonymous" if anonymous else caller,
+                    dialed=dialed, started=now)
+        async with self.rt.sessions() as session:
+            route = await self.config.route(session, domain, dialed, now)
+            if route is None or route.disabled:
+                call.state, call.reason = "refused", "unknown number" if route is None else "number disabled"
+                self._keep(call)
+                return call
+            decision = await self.config.blocked(session, domain.id, None if anonymous else caller)
+            if decision.blocked:
+                await blacklist.record_blocked_call(session, domain.id, None if anonymous else caller,
+                                                    route.telnum, now)
+                await session.commit()
+                call.state, call.reason = "refused", "blacklisted"
+                self._keep(call)
+                return call
+        call.diversion, call.telnum_name = route.telnum, route.name
+        self.live[call.callid] = call
+        answer = await notifier.lookup_contact(self.rt, domain.id, ContactQuery(
+            phone=call.caller, callid=call.callid, diversion=call.diversion))
+        first = route.target
+        if answer is not None and answer.responsible and route.crm:
+            responsible = await self._responsible(call, answer.responsible)
+            if responsible is not None:  # call-flows step 2: the CRM's responsible first, then the fallback
+                fallback = crm_fallback(route.crm)
+                call.fallbacks = [t for t in (fallback, route.target) if t is not None]
+                first = numbers.Target("user", responsible.login)
+        async with call.lock:
+            if answer is not None:
+                call.caller_name = answer.contact_name
+            if route.greeting:
+                call.state = "greeting"
+                self._later(call, GREETING_SECONDS, lambda: self._route(call, first))
+            else:
+                await self._route(call, first)
+        return call
+
+    async def _responsible(self, call: Call, who: str) -> User | None:
+        """002 §2.3 ``responsible``: a login, an extension or an employee's direct number; only an
+        employee who can take calls now (busy on another call counts: they get the busy fallback)."""
+        who = who.strip()
+        async with self.rt.sessions() as session:
+            user = await repo.find_user(session, call.domain_id, who)
+            if user is None:
+                try:
+                    number = normalize_number(who)
+                except InvalidNumber:
+                    return None
+                user = (await session.scalars(select(User).where(
+                    User.domain_id == call.domain_id, User.telnum == number).limit(1))).first()
+        if user is None or not self._can_take(call, user, busy_ok=True):
+            return None
+        return user
+
+    async def _route(self, call: Call, target: numbers.Target) -> None:
+        kind = target.kind
+        if kind == "user" and target.user:
+            await self._ring_user(call, target.user, STAGE_RING_SECONDS if call.fallbacks else USER_RING_SECONDS)
+        elif kind == "group" and target.group:
+            await self._ring_group(call, target.group)
+        elif kind == "telnum" and target.telnum:
+            await self._ring_external(call, target.telnum)
+        elif kind == "ivr":
+            await self._ivr_enter(call, target.ivr or {})
+        else:  # offtime / fax / unknown: the closed message, then hang up
+            call.destination = "onduty" if target.onduty else ("fax" if kind == "fax" else "offtime")
+            await self._message(call)
+
+    async def _fail_over(self, call: Call) -> None:
+        """A stage found nobody: the next target of the chain (crm option), else voicemail."""
+        call.cancel_timers()
+        if call.fallbacks:
+            await self._route(call, call.fallbacks.pop(0))
+        else:
+            await self._voicemail(call)
+
+    async def _message(self, call: Call) -> None:
+        call.state = "message"
+        self._later(call, MESSAGE_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
+
+    async def _voicemail(self, call: Call) -> None:
+        call.state, call.destination = "voicemail", "vm"
+        self._later(call, VOICEMAIL_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
+
+    async def _ivr_enter(self, call: Call, menu: dict[str, Any]) -> None:
+        call.hops += 1
+        if call.hops > MAX_HOPS:
+            await self._voicemail(call)
+            return
+        call.state, call.destination, call.ivr = "ivr", "ivr", menu
+        self._later(call, IVR_TIMEOUT_SECONDS, lambda: self._ivr_pick(call, "timeout"))
+
+    async def _ivr_pick(self, call: Call, button: str) -> None:
+        if call.state != "ivr":
+            return
+        items = (call.ivr or {}).get("items") or []
+        item = next((i for i in items if str(i.get("button")) == button), None)
+        if item is None:
+            if button == "timeout":
+                await self._finish(call, CallStatus.MISSED)
+            return
+        call.cancel_timers()
+        kind = item.get("type")
+        if kind == "ivr":  # a nested menu, named (9.6 buttons name other menus)
+            menu = item.get("ivr")
+            if not isinstance(menu, dict):
+                async with self.rt.sessions() as session:
+                    found = (await numbers_repo.menus(session, call.domain_id, [str(menu or "")])).get(str(menu))
+                menu = numbers.menu_out(found, str(menu or "")) if found is not None else {}
+            await self._ivr_enter(call, menu)
+            return
+        await self._route(call, numbers.Target(str(kind), item.get("user"), item.get("group"), None,
+                                               item.get("telnum")))
+
+    # --- ringing ---------------------------------------------------------------------------------
+
+    async def _load_user(self, domain_id: int, login: str) -> User | None:
+        async with self.rt.sessions() as session:
+            return await repo.find_user(session, domain_id, login)
+
+    async def _ring_user(self, call: Call, login: str, seconds: float = USER_RING_SECONDS) -> None:
+        user = await self._load_user(call.domain_id, login)
+        call.destination = call.destination if call.group_id else "user"
+        if user is None or not self._can_take(call, user):
+            if user is not None and user.login not in call.rung:
+                call.rung.append(user.login)
+            await self._fail_over(call)
+            return
+        call.state = "ringing"
+        await self._start_ring(call, user)
+        self._later(call, seconds, lambda: self._ring_timeout(call, lambda: self._fail_over(call)))
+
+    async def _ring_timeout(self, call: Call, then: Callable[[], Awaitable[None]]) -> None:
+        if call.state != "ringing":
+            return
+        await self._stop_ringing(call)
+        call.cancel_timers()
+        await then()
+
+    async def _ring_group(self, call: Call, group_id: str) -> None:
+        call.hops += 1
+        async with self.rt.sessions() as session:
+            group, members = await self.config.group(session, call.domain_id, group_id)
+        if group is None or call.hops > MAX_HOPS:
+            await self._voicemail(call)
+            return
+        call.group_id, call.group_name, call.group_pk = group.group_id, group.name, group.id
+        call.destination, call.state = "group", "ringing"
+        if group.queue_position:  # call-flows step 7: the caller's place among the department's waiting calls
+            ahead = sum(1 for c in self.live.values()
+                        if c is not call and c.group_pk == group.id and c.state == "ringing" and c.answered_at is None)
+            call.queue_position = ahead + 1
+            call.announcements.append(f"queue_position:{ahead + 1}")
+        users = {u.id: (u, m.calls_enable) for m, u in members}
+        plan = ringing.plan(
+            group.call_order,
+            [ringing.Member(u.id, self._can_take(call, u, m.calls_enable)) for m, u in members],
+            call_duration=group.call_duration, timeout=group.timeout_time,
+            last_answered=self.last_answered.get(group.id, group.last_answered_user_id))
+        if not plan and group.advanced == "msg_busy":
+            call.announcements.append("msg_busy")
+            await self._message(call)
+            return
+        if not plan and call.fallbacks:
+            await self._fail_over(call)
+            return
+        for r in plan:
+            user, enabled = users[int(str(r.key))]
+            if r.at <= 0:
+                await self._ring_slot_start(call, user, enabled)()
+            else:
+                self._later(call, r.at, self._ring_slot_start(call, user, enabled))
+            self._later(call, r.until, self._ring_slot_end(call, user.login))
+        after = group.timeout_time
+        self._later(call, after, lambda: self._ring_timeout(call, lambda: self._group_timeout(call, group)))
+
+    def _ring_slot_start(self, call: Call, user: User, enabled: bool) -> Callable[[], Awaitable[None]]:
+        async def start() -> None:
+            if call.state == "ringing" and not self._legs_of(call, user.login) and self._can_take(call, user, enabled):
+                await self._start_ring(call, user)
+        return start
+
+    def _ring_slot_end(self, call: Call, login: str) -> Callable[[], Awaitable[None]]:
+        async def end() -> None:
+            if call.state != "ringing":
+                return
+            notices = [self._end_leg(call, leg) for leg in self._legs_of(call, login) if leg.state == "ringing"]
+            await self._commit_notices(call, [n for n in notices if n is not None])
+        return end
+
+    async def _group_timeout(self, call: Call, group: Group) -> None:
+        if call.fallbacks:
+            await self._fail_over(call)
+            return
+        target = group.timeout_target
+        if target == "user" and group.timeout_user:
+            await self._ring_user(call, group.timeout_user)
+        elif target == "group" and group.timeout_group:
+            await self._ring_group(call, group.timeout_group)
+        elif target == "telnum" and group.timeout_telnum:
+            await self._ring_external(call, group.timeout_telnum)
+        elif target == "msg_busy":
+            call.announcements.append("msg_busy")
+            await self._message(call)
+        else:
+            await self._voicemail(call)
+
+    async def _ring_external(self, call: Call, number: str) -> None:
+        call.state, call.destination = "ringing", "telnum"
+        self._open_leg(call, f"ext:{number}", name=number)
+        self._later(call, USER_RING_SECONDS, lambda: self._ring_timeout(call, lambda: self._external_failed(call)))
+
+    async def _external_failed(self, call: Call) -> None:
+        """The outside number was busy, unreachable or did not answer."""
+        if call.fallbacks:
+            await self._fail_over(call)
+        else:
+            await self._finish(call, CallStatus.MISSED)
+
+    def _open_leg(self, call: Call, party: str, *, name: str = "", user: User | None = None,
+                  owner: str = "") -> Leg:
+        leg = Leg(party=party, name=user.name if user else name, ext=user.ext if user else "",
+                  telnum=user.telnum if user else "", since=self.now(), caller_name=call.caller_name, owner=owner,
+                  user_id=user.id if user else None)
+        call.legs[party] = leg
+        self.rt.telephony.ring(call.domain_id, call.callid, party, call.caller, call.caller_name)
+        return leg
+
+    async def _start_ring(self, call: Call, user: User) -> None:
+        """Ring an employee (call-flows step 6, 002 §7 mobile redirect): the registered device; with the
+        redirect on, their mobile as an outside leg too: alone when ``forward`` (or no device is registered),
+        else ``delay`` seconds after the device started. One INCOMING per employee, whatever rings."""
+        if self._legs_of(call, user.login):
+            return
+        mobile = user.mobile if user.mobile_redirect_enabled and user.mobile else ""
+        device = self.rt.telephony.is_registered(call.domain_id, user.login) and not (
+            mobile and user.mobile_redirect_forward)
+        if user.login in call.rung:
+            call.rung.remove(user.login)
+        call.rung.append(user.login)
+        first: Leg | None = None
+        if device:
+            first = self._open_leg(call, user.login, user=user)
+        if mobile:
+            if not device or user.mobile_redirect_delay <= 0:
+                leg = self._open_leg(call, f"ext:{mobile}", user=user, owner=user.login)
+                first = first or leg
+            else:
+                self._later(call, user.mobile_redirect_delay, self._mobile_start(call, user, mobile))
+        if first is not None and call.kind == "incoming":
+            await self._commit_notices(call, [self._event(call, EventType.INCOMING, first)])
+
+    def _mobile_start(self, call: Call, user: User, mobile: str) -> Callable[[], Awaitable[None]]:
+        async def start() -> None:
+            mine = self._legs_of(call, user.login)
+            if call.state == "ringing" and mine and all(leg.state == "ringing" for leg in mine) \
+                    and f"ext:{mobile}" not in call.legs:
+                self._open_leg(call, f"ext:{mobile}", user=user, owner=user.login)
+        return start
+
+    def _end_leg(self, call: Call, leg: Leg) -> EventNotice | None:
+        """A ringing leg stops: the phone stops; when it was the employee's last leg, their card closes
+        (CANCELLED). Outside numbers get no events."""
+        leg.state = "ended"
+        call.legs.pop(leg.party, None)
+        self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
+        if leg.person.startswith("ext:") or self._legs_of(call, leg.person):
+            return None
+        return self._event(call, EventType.CANCELLED, leg)
+
+    async def _stop_ringing(self, call: Call) -> None:
+        notices = [self._end_leg(call, leg) for leg in list(call.legs.values()) if leg.state == "ringing"]
+        if call.kind == "incoming":
+            await self._commit_notices(call, [n for n in notices if n is not None])
+
+    # --- signals from devices --------------------------------------------------------------------
+
+    async def answered(self, callid: str, party: str) -> None:
+        call = self.live.get(callid)
+        if call is None:
+            raise CallError(404, "Not found")
+        async with call.lock:
+            leg = call.legs.get(party)
+            if leg is None:
+                found = self._find_leg(call, party)  # "ivan" answers the mobile leg that rings for him
+                leg = found if found is not None and found.owner else None
+            if leg is None or leg.state != "ringing" or call.state != "ringing":
+                raise CallError(409, f"{party} is not ringing on this call")
+            call.cancel_timers()
+            notices: list[Notice] = []
+            for other in list(call.legs.values()):
+                if other is not leg and other.state == "ringing":
+                    n = self._end_leg(call, other)
+                    if n is not None:
+                        notices.append(n)
+            person = leg.person
+            leg.state, leg.since = "talking", self.now()
+            call.state, call.answered_by, call.answerer_id, call.answer_leg = "talking", person, leg.user_id, leg
+            call.answered_at = call.answered_at or self.now()
+            if not person.startswith("ext:"):
+                if call.first_answered is None:
+                    call.first_answered = leg
+                if person not in call.talkers:
+                    call.talkers.append(person)
+                self.busy.add((call.domain_id, person))
+                self._stop_elsewhere(call, person)
+                if call.kind == "incoming":
+                    notices.insert(0, self._event(call, EventType.ACCEPTED, leg))
+            self.rt.telephony.connected(call.domain_id, callid, leg.party)
+            if call.kind == "incoming":
+                await self._commit_notices(call, notices)
+
+    def _stop_elsewhere(self, call: Call, person: str) -> None:
+        """No call waiting: an employee who picks up stops ringing on the domain's other calls."""
+        for other in list(self.live.values()):
+            if other is call or other.domain_id != call.domain_id or other.state != "ringing":
+                continue
+            notices = [self._end_leg(other, leg) for leg in self._legs_of(other, person) if leg.state == "ringing"]
+            if other.kind == "incoming":
+                found = [n for n in notices if n is not None]
+                if found:
+                    self._queue.append(_Write(other, list(found), None, self.now()))
+                    self._kick()
+
+    async def rejected(self, callid: str, party: str) -> None:
+        call = self.live.get(callid)
+        if call is None:
+            raise CallError(404, "Not found")
+        async with call.lock:
+            leg = call.legs.get(party) or self._find_leg(call, party)
+            if leg is None or leg.state != "ringing":
+                raise CallError(409, f"{party} is not ringing on this call")
+            notice = self._end_leg(call, leg)
+            if call.kind == "incoming" and notice is not None:
+                await self._commit_notices(call, [notice])
+            ringing_left = any(other.state == "ringing" for other in call.legs.values())
+            if call.kind == "internal":
+                if not ringing_left:
+                    await self._finish(call, CallStatus.MISSED)
+            elif leg.person.startswith("ext:"):
+                call.cancel_timers()
+                await self._external_failed(call)
+            elif not call.group_id and not ringing_left and call.state == "ringing":
+                await self._fail_over(call)  # a personal call declined: busy, the next stage or voicemail
+
+    async def hung_up(self, callid: str, party: str) -> None:
+        call = self.live.get(callid)
+        if call is None:
+            raise CallError(404, "Not found")
+        async with call.lock:
+            if (party in ("client", call.caller) and call.kind == "incoming") or (
+                    call.kind == "internal" and party == call.caller):
+                if call.state == "talking":
+                    await self._finish(call, CallStatus.SUCCESS)
+                else:
+                    if call.state == "greeting":
+                        call.destination = "hello"
+                    status = CallStatus.CANCEL if call.state == "ringing" else CallStatus.MISSED
+                    await self._finish(call, status)
+                return
+            leg = self._find_leg(call, party)
+            if leg is None:
+                raise CallError(409, f"{party} is not on this call")
+            if leg.state == "talking":
+                await self._finish(call, CallStatus.SUCCESS)
+            else:
+                notice = self._end_leg(call, leg)
+                if call.kind == "incoming" and notice is not None:
+                    await self._commit_notices(call, [notice])
+
+    async def dtmf(self, domain_id: int, callid: str, digits: str) -> None:
+        call = self.get(domain_id, callid)
+        async with call.lock:
+            for digit in digits:
+                if call.state != "ivr":
+                    break
+                await self._ivr_pick(call, digit)
+
+    async def transfer(self, domain_id: int, callid: str, by: str, to: str) -> None:
+        """Blind transfer of a talking call to an employee (login or extension), a department (id or
+        extension) or an outside number: TRANSFERRED (with ``second_callid``), then the target rings."""
+        call = self.get(domain_id, callid)
+        async with call.lock:
+            leg = self._find_leg(call, by)
+            if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:"):
+                raise CallError(409, f"{by} is not talking on this call")
+            target = await self._load_user(domain_id, to)
+            group: Group | None = None
+            number = ""
+            if target is None:
+                async with self.rt.sessions() as session:
+                    group = await repo.find_group(session, domain_id, to)
+                if group is None:
+                    try:
+                        number = normalize_number(to)
+                    except InvalidNumber:
+                        raise CallError(404, "Not found") from None
+            person = leg.person
+            leg.state = "ended"
+            call.legs.pop(leg.party, None)
+            self.busy.discard((domain_id, person))
+            self.rt.telephony.stop(domain_id, callid, leg.party)
+            if call.kind == "incoming":
+                n = EventNotice(type=EventType.TRANSFERRED, callid=callid, phone=call.caller, user=person,
+                                direction="in", diversion=call.diversion or None,
+                                groupRealName=call.group_name or None, ext=leg.ext or None,
+                                telnum=leg.telnum or None, telnum_name=call.telnum_name or None,
+                                second_callid=uuid.uuid4().hex)
+                call.events.append((EventType.TRANSFERRED.value, person))
+                await self._commit_notices(call, [n])
+            call.state, call.answered_by, call.answerer_id, call.answer_leg = "ringing", None, None, None
+            call.fallbacks = []
+            if group is not None:
+                await self._ring_group(call, group.group_id)
+                return
+            if number:
+                await self._ring_external(call, number)
+                return
+            assert target is not None
+            if not self._can_take(call, target):
+                await self._finish(call, CallStatus.SUCCESS)
+                return
+            await self._start_ring(call, target)
+            self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.SUCCESS))
+
+    # --- internal calls --------------------------------------------------------------------------
+
+    async def internal(self, domain: Domain, from_login: str, to: str) -> Call:
+        caller = await self._load_user(domain.id, from_login)
+        callee = await self._load_user(domain.id, to)
+        if caller is None or callee is None:
+            raise CallError(404, "Not found")
+        call = Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name, timezone=domain.timezone,
+                    kind="internal", caller=caller.login, dialed=callee.login, started=self.now(),
+                    caller_name=caller.name, destination="user")
+        call.legs[caller.login] = Leg(party=caller.login, name=caller.name, ext=caller.ext, state="talking",
+                                      since=self.now())
+        self.busy.add((domain.id, caller.login))
+        call.talkers.append(caller.login)
+        self.live[call.callid] = call
+        async with call.lock:
+            if not self._can_take(call, callee):
+                call.rung.append(callee.login)
+                await self._finish(call, CallStatus.MISSED)
+                return call
+            call.state = "ringing"
+            await self._start_ring(call, callee)
+            self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
+        return call
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    def _keep(self, call: Call) -> None:
+        self.live.pop(call.callid, None)
+        self.ended[call.callid] = call
+        while len(self.ended) > KEEP_ENDED:
+            self.ended.popitem(last=False)
+
+    async def _finish(self, call: Call, status: CallStatus) -> None:
+        if call.state in ("ended", "refused"):
+            return
+        call.cancel_timers()
+        now = self.now()
+        notices: list[Notice] = []
+        for leg in list(call.legs.values()):
+            if leg.state == "ringing":
+                ended = self._end_leg(call, leg)
+                if ended is not None:
+                    notices.append(ended)
+            elif leg.state == "talking":
+                if call.kind == "incoming" and not leg.person.startswith("ext:"):
+                    notices.append(self._event(call, EventType.COMPLETED, leg))
+                leg.state = "ended"
+                self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
+            self.busy.discard((call.domain_id, leg.person))
+        self.busy.discard((call.domain_id, call.caller))
+        call.state, call.status, call.ended_at = "ended", status.value, now
+        if call.kind == "incoming" and status is CallStatus.SUCCESS and call.group_pk is not None \
+                and call.answered_by and not call.answered_by.startswith("ext:"):
+            self._remember_answerer(call)
+        self._queue.append(_Write(call, notices if call.kind == "incoming" else [], status, now))
+        self._kick()
+        self._keep(call)
+
+    def _remember_answerer(self, call: Call) -> None:
+        """EVENLY's rotation must see this answer before the store does (writes are behind)."""
+        user_id = call.answerer_id
+        if user_id is not None and call.group_pk is not None:
+            self.last_answered[call.group_pk] = user_id
+
+    async def _write_internal(self, session: AsyncSession, call: Call, status: CallStatus,
+                              record: settings_service.RecordConfig) -> None:
+        answered = status is CallStatus.SUCCESS and call.answered_at is not None
+        callee = await repo.find_user(session, call.domain_id, call.dialed)
+        session.add(InnerCallRecord(
+            domain_id=call.domain_id, callid=call.callid, status="success" if answered else "noanswer",
+            from_login=call.caller, from_name=call.caller_name or "", to_login=call.dialed,
+            to_name=callee.name if callee else "", start=call.started,
+            wait=_seconds(call.started, call.answered_at or call.ended_at),
+            duration=_seconds(call.answered_at, call.ended_at) if answered else 0,
+            link=self._record_link(call, record, external=False) if answered else ""))
+
+    async def _write_incoming(self, session: AsyncSession, call: Call, status: CallStatus,
+                              notices: list[Notice], record: settings_service.RecordConfig,
+                              rotation: dict[int, int]) -> None:
+        answered = call.answered_at is not None
+        external = (call.answered_by or "").startswith("ext:")
+        answerer: dict[str, Any] = {}
+        if call.answered_by and not external:
+            answerer = _leg_fields(call.answer_leg) if call.answer_leg is not None else \
+                await self._user_fields(session, call.domain_id, call.answered_by)
+        elif call.first_answered is not None:  # transferred and the target never answered
+            answerer = _leg_fields(call.first_answered)
+        last_rung = call.rung[-1] if call.rung else ""
+        if not answered and status is not CallStatus.SUCCESS:
+            status = CallStatus.CANCEL if status is CallStatus.CANCEL else CallStatus.MISSED
+        success = status is CallStatus.SUCCESS
+        destination = "user" if answerer and success else ("telnum" if external else call.destination)
+        missed = None if success else 3
+        user_fields = answerer or (await self._user_fields(session, call.domain_id, last_rung)
+                                   if last_rung and not call.group_id else {})
+        wait = _seconds(call.started, call.answered_at or call.ended_at)
+        duration = _seconds(call.answered_at, call.ended_at) if success else 0
+        first = call.first_answered
+        link = self._record_link(call, record, external=True) if success and answered else ""
+        session.add(CallRecord(
+            domain_id=call.domain_id, callid=call.callid, type="in", status=status.value, destination=destination,
+            client=call.caller, user_login=user_fields.get("login", ""), user_name=user_fields.get("name", ""),
+            user_ext=user_fields.get("ext", ""), user_telnum=user_fields.get("telnum", ""),
+            first_login=first.person if first else "", first_name=first.name if first else "",
+            group_id=call.group_id, group_name=call.group_name, diversion=call.diversion,
+            telnum_name=call.telnum_name, start=call.started, wait=wait, duration=duration, link=link,
+            rating=None, missed_status=missed, note=""))
+        if success and call.group_pk is not None and answerer.get("id") is not None:
+            rotation[call.group_pk] = answerer["id"]
+        hist_user = answerer.get("login") or (PBX_USER if external else last_rung) or PBX_USER
+        ext_of = answerer.get("ext") or (user_fields.get("ext") if user_fields else None)
+        notices.append(HistoryNotice(
+            type="in", user=hist_user, phone=call.caller, start=call.started, duration=duration, callid=call.callid,
+            status=status, diversion=call.diversion or None, ext=ext_of or None,
+            groupRealName=call.group_name or None, telnum=answerer.get("telnum") or None, link=link or None,
+            telnum_name=call.telnum_name or None, rating=None, wait=wait,
+            missedStatus=str(missed) if missed is not None else None, group=call.group_id or None))
+
+    def _record_link(self, call: Call, config: settings_service.RecordConfig, *, external: bool) -> str:
+        """Call-flows step 9: recorded when recording is on for the call's kind (12.5) and no employee
+        who talked on it is an exception; the history then carries a signed link this server serves."""
+        talkers = call.talkers if external else [call.caller, *call.talkers]
+        if not config.records(external=external, logins=talkers):
+            return ""
+        call.link = records.link_for(self.rt, call.domain_id, call.callid, self.now())
+        return call.link
+
+    async def _user_fields(self, session: AsyncSession, domain_id: int, login: str) -> dict[str, Any]:
+        if not login:
+            return {}
+        row = (await session.execute(select(User.id, User.login, User.name, User.ext, User.telnum).where(
+            User.domain_id == domain_id, User.login == login))).first()
+        if row is None:
+            return {"login": login}
+        return {"id": row.id, "login": row.login, "name": row.name, "ext": row.ext, "telnum": row.telnum}
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A step's outbox rows, or (``status`` set) a finished call: its history row and last notifications."""
+
+    call: Call
+    notices: list[Notice]
+    status: CallStatus | None
+    at: datetime
+
+
+def _leg_fields(leg: Leg) -> dict[str, Any]:
+    return {"id": leg.user_id, "login": leg.person, "name": leg.name, "ext": leg.ext, "telnum": leg.telnum}
+
+
+def crm_fallback(option: str) -> numbers.Target | None:
+    """The number's ``crm`` option (9.1, set by the operator): empty is off; ``user:<login>``,
+    ``group:<id>`` or ``telnum:<number>`` names where a call goes when the responsible employee does not
+    answer or is busy; any other value (``on``) turns the option on with no fallback (the number's route)."""
+    kind, _, value = option.partition(":")
+    kind, value = kind.strip().lower(), value.strip()
+    if not value or kind not in ("user", "group", "telnum"):
+        return None
+    return numbers.Target(kind, value if kind == "user" else None, value if kind == "group" else None, None,
+                          value if kind == "telnum" else None)
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> int:
+    if a is None or b is None:
+        return 0
+    return max(0, round((b - a).total_seconds()))

@@ -1,0 +1,104 @@
+"""The in-memory state of live calls: one ``Call`` per dial, one ``Leg`` per party rung."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vpbx.clock import Timer
+from vpbx.domain.history import iso
+from vpbx.notify.payloads import Notice
+
+
+@dataclass
+class Leg:
+    party: str  # login, or ext:<number>
+    name: str = ""
+    ext: str = ""
+    telnum: str = ""
+    state: str = "ringing"  # ringing | talking | ended
+    since: datetime | None = None
+    caller_name: str | None = None
+    owner: str = ""  # the employee a mobile-redirect leg (ext:<mobile>) rings for
+    user_id: int | None = None
+
+    @property
+    def person(self) -> str:
+        """Who this leg is: the employee's login (also for their mobile), or ext:<number>."""
+        return self.owner or self.party
+
+
+@dataclass
+class Call:
+    callid: str
+    domain_id: int
+    domain_name: str
+    timezone: str
+    kind: str  # incoming | internal
+    caller: str  # client number, or the calling employee's login
+    dialed: str  # the domain's number, or the called employee
+    started: datetime
+    state: str = "routing"  # routing | greeting | ivr | ringing | talking | voicemail | message | ended | refused
+    caller_name: str | None = None
+    diversion: str = ""
+    telnum_name: str = ""
+    group_id: str = ""
+    group_name: str = ""
+    group_pk: int | None = None
+    destination: str = ""
+    ivr: dict[str, Any] | None = None
+    legs: dict[str, Leg] = field(default_factory=dict)
+    rung: list[str] = field(default_factory=list)  # employees rung, in order
+    answered_by: str | None = None
+    answerer_id: int | None = None
+    answer_leg: Leg | None = None
+    first_answered: Leg | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    status: str | None = None
+    reason: str | None = None
+    hops: int = 0
+    timers: list[Timer] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    events: list[tuple[str, str]] = field(default_factory=list)
+    pending: list[Notice] = field(default_factory=list)
+    fallbacks: list[Any] = field(default_factory=list)  # numbers.Target to try when a stage fails (crm option)
+    queue_position: int | None = None
+    announcements: list[str] = field(default_factory=list)
+    talkers: list[str] = field(default_factory=list)  # employees who talked on the call, in order
+    link: str = ""
+
+    def cancel_timers(self) -> None:
+        for t in self.timers:
+            t.cancel()
+        self.timers.clear()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "callid": self.callid,
+            "kind": self.kind,
+            "from": self.caller,
+            "to": self.dialed,
+            "state": self.state,
+            "started": iso(self.started),
+            "caller_name": self.caller_name,
+            "diversion": self.diversion or None,
+            "group": self.group_id or None,
+            "destination": self.destination or None,
+            "answered_by": self.answered_by,
+            "answered_at": iso(self.answered_at) if self.answered_at else None,
+            "ended_at": iso(self.ended_at) if self.ended_at else None,
+            "status": self.status,
+            "reason": self.reason,
+            "queue_position": self.queue_position,
+            "announcements": list(self.announcements),
+            "link": self.link or None,
+            "legs": [
+                {"party": leg.party, "name": leg.name, "state": leg.state, "owner": leg.owner or None,
+                 "since": iso(leg.since) if leg.since else None, "caller_name": leg.caller_name}
+                for leg in self.legs.values()
+            ],
+            "events": [{"type": t, "user": u} for t, u in self.events],
+        }

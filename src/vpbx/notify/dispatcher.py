@@ -1,0 +1,398 @@
+"""Delivers the outbox: claims due rows in batches under a lease, posts them concurrently, records outcomes.
+
+* At-least-once: a row is leased (committed) before its request and settled after it; a row whose
+  attempt was in flight when the process died is tried again once its lease expires.
+* Order: a row waits while an earlier row of its key (callid) is pending, so one call's events and
+  its history reach the CRM in order; other keys and other domains never wait for it.
+* Isolation: at most ``notify_domain_concurrency`` requests per domain and a per-request timeout,
+  so one slow CRM does not slow another domain.
+* Time comes from ``runtime.clock``: retries are clock timers, so ``VirtualClock.advance`` drives
+  them (and on a virtual clock a timer returns only once the deliveries it made due are settled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from vpbx.clock import Timer
+from vpbx.metrics import NOTIFY_ATTEMPTS, NOTIFY_FINISHED, NOTIFY_LATENCY, NOTIFY_SWITCHED_OFF
+from vpbx.notify import outbox, retry, signing
+from vpbx.notify.ssrf import allow_private
+from vpbx.notify.transport import Answer, client_session, post
+from vpbx.runtime import Runtime
+from vpbx.store.repositories import outbox as repo
+
+log = logging.getLogger("vpbx.notify")
+
+OFF = "integration off"
+DEPTH = 4  # claimed rows per domain, in multiples of its request concurrency
+TARGET_TTL = 2.0  # seconds an integration's URL/secret/state is cached (another process may change it)
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    uid: str
+    domain_id: int
+    command: Any
+    key: str | None
+    url: str | None
+    body: bytes
+    content_type: str
+    attempts: int
+    round_attempts: int
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Target:
+    enabled: bool
+    crm_url: str
+    signing_secret: str | None
+    loaded: float
+
+
+@dataclass(slots=True)
+class Settled:
+    row: Claimed
+    url: str
+    at: datetime
+    answer: Answer
+    outcome: retry.Outcome
+    state: str  # pending (retry later) | delivered | failed
+    next_at: datetime | None
+
+
+class Dispatcher:
+    def __init__(self, runtime: Runtime, *, rng: retry.RandomSource | None = None) -> None:
+        s = runtime.settings
+        self.runtime = runtime
+        self.clock = runtime.clock
+        self.owner = uuid.uuid4().hex
+        self.private_ok = allow_private(s)
+        self.timeout = s.notify_timeout
+        self.batch = s.notify_batch
+        self.max_inflight = s.notify_max_inflight
+        self.per_domain = s.notify_domain_concurrency
+        # Rows of one domain claimed ahead of its free request slots keep its pipe full; a lease
+        # outlasts the deepest wait (DEPTH rounds of timeouts) so a live claim never expires.
+        self.depth = self.per_domain * DEPTH
+        self.lease = timedelta(seconds=max(s.notify_lease, s.notify_timeout * (DEPTH + 1) + 1))
+        self.poll = s.notify_poll
+        self.rng = rng or random.Random()
+        self.http: aiohttp.ClientSession | None = None
+        self._inflight: dict[int, Claimed] = {}
+        self._domain_load: Counter[int] = Counter()
+        self._sems: dict[int, asyncio.Semaphore] = {}
+        self._targets: dict[int, Target] = {}
+        self._health: dict[int, tuple[datetime | None, datetime | None]] = {}
+        self._settled: list[Settled] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._settled_ready = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._pass_lock = asyncio.Lock()
+        # One writer at a time from this process: on SQLite, overlapping write transactions would
+        # wait on each other in the busy handler's sleeps.
+        self._db_lock = asyncio.Lock()
+        self._timer: Timer | None = None
+        self._timer_due: datetime | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.http = client_session(self.private_ok, limit=self.max_inflight)
+        outbox.register(self.runtime.engine.sync_engine, self)
+        self._loop_task = asyncio.create_task(self._run(), name="vpbx-notify-claim")
+        self._flush_task = asyncio.create_task(self._flusher(), name="vpbx-notify-flush")
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stop claiming; let attempts in flight finish for ``grace`` s and record them.
+
+        Attempts still running after that are abandoned: their rows keep their lease and are tried
+        again after it expires (their outcome is unknown, so the CRM may see them twice)."""
+        self._stopping = True
+        outbox.register(self.runtime.engine.sync_engine, None)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_task
+        if self._settled:
+            with contextlib.suppress(Exception):
+                await self.pump(self._settled)
+            self._settled = []
+        if self.http is not None:
+            await self.http.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # claiming ------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            claimed = 0
+            try:
+                claimed = await self.pump()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox claim failed")
+            if claimed and len(self._inflight) < self.max_inflight:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def pump(self, settled: list[Settled] | None = None) -> int:
+        """One store pass: record ``settled`` outcomes, then lease the due rows there is room for and
+        start their deliveries, in one transaction. Returns how many rows were claimed."""
+        settled = settled or []
+        async with self._pass_lock:
+            done = Counter(s.row.domain_id for s in settled)
+            room = self.max_inflight - len(self._inflight) + len(settled)
+            now = self.clock.now()
+            busy = [d for d, n in self._domain_load.items() if n - done[d] >= self.depth]
+            limit = min(self.batch, room)
+            rows: list[Any] = []
+            due = None
+            async with self._db_lock, self.runtime.sessions() as session:
+                if settled:
+                    await self._record(session, settled)
+                if limit > 0 and not self._stopping:
+                    rows = list(await repo.claim(session, now=now, limit=limit, per_domain=self.depth,
+                                                 owner=self.owner, lease_until=now + self.lease,
+                                                 exclude_domains=busy, exclude_ids=self._inflight.keys()))
+                    await self._load_targets(session, {r.domain_id for r in rows})
+                    if len(rows) < limit:
+                        due = await repo.next_due(session, now)
+                await session.commit()
+            for s in settled:
+                self._inflight.pop(s.row.id, None)
+                self._domain_load[s.row.domain_id] -= 1
+                if self._domain_load[s.row.domain_id] <= 0:
+                    del self._domain_load[s.row.domain_id]
+            for r in rows:
+                row = Claimed(r.id, r.uid, r.domain_id, r.command, r.key, r.url, r.body.encode("utf-8"),
+                              r.content_type, r.attempts, r.round_attempts, r.created_at)
+                self._inflight[row.id] = row
+                self._domain_load[row.domain_id] += 1
+                task = asyncio.create_task(self._deliver(row))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if self._inflight:
+                self._empty.clear()
+            else:
+                self._empty.set()
+            self._arm(due, now)
+            return len(rows)
+
+    async def _load_targets(self, session: Any, domain_ids: set[int]) -> None:
+        mono = time.monotonic()
+        stale = {d for d in domain_ids if d not in self._targets or self._targets[d].loaded + TARGET_TTL < mono}
+        for i in await repo.integrations(session, stale):
+            self._targets[i.domain_id] = Target(i.enabled and not i.switched_off, i.crm_url, i.signing_secret, mono)
+
+    def _arm(self, due: datetime | None, now: datetime) -> None:
+        """A clock timer for the earliest future retry, so a virtual clock's advance reaches it."""
+        if due is None or (self._timer is not None and self._timer_due is not None and self._timer_due <= due):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = self.clock.call_later((due - now).total_seconds(), self._on_timer)
+
+    async def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        if self._stopping:
+            return
+        if self.clock.virtual:
+            await self.settle()
+        else:
+            self.wake()
+
+    async def settle(self, rounds: int = 10_000) -> None:
+        """Deliver everything due now, including rows a delivery just unblocked, and record it all."""
+        for _ in range(rounds):
+            await self._empty.wait()
+            if not await self.pump() and not self._inflight:
+                return
+
+    # delivering ----------------------------------------------------------------------------------
+
+    def _sem(self, domain_id: int) -> asyncio.Semaphore:
+        sem = self._sems.get(domain_id)
+        if sem is None:
+            sem = self._sems[domain_id] = asyncio.Semaphore(self.per_domain)
+        return sem
+
+    async def _deliver(self, row: Claimed) -> None:
+        try:
+            async with self._sem(row.domain_id):
+                target = self._targets.get(row.domain_id)
+                url = row.url or (target.crm_url if target else "")
+                if target is None or not target.enabled:
+                    answer = Answer(None, b"", None, None, 0.0, OFF, refused=True)
+                elif not url:
+                    answer = Answer(None, b"", None, None, 0.0, "refused: no CRM URL", refused=True)
+                else:
+                    answer = await post(self._client(), url, row.body, self._headers(row, target), self.timeout,
+                                        self.private_ok)
+            self._settle(row, url, answer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never lose the row: record the failure, retry on schedule
+            log.exception("delivery failed unexpectedly", extra={"outbox_id": row.id})
+            self._settle(row, row.url or "", Answer(None, b"", None, None, 0.0, f"internal: {exc}"[:500]))
+
+    def _client(self) -> aiohttp.ClientSession:
+        assert self.http is not None, "dispatcher not started"
+        return self.http
+
+    def _headers(self, row: Claimed, target: Target) -> dict[str, str]:
+        # Standard Webhooks: the timestamp is wall time (receivers check it against theirs), even on
+        # a virtual clock.
+        stamp = int(time.time())
+        headers = {"Content-Type": row.content_type, signing.ID_HEADER: row.uid,
+                   signing.TIMESTAMP_HEADER: str(stamp)}
+        if target.signing_secret:
+            try:
+                headers.update(signing.sign(target.signing_secret, row.uid, stamp, row.body))
+            except ValueError:
+                log.warning("unusable signing secret", extra={"domain_id": row.domain_id})
+        return headers
+
+    def _settle(self, row: Claimed, url: str, answer: Answer) -> None:
+        at = self.clock.now()
+        if answer.error == OFF:
+            # Switched off since the claim: the row waits (unleased) until the integration is back on.
+            self._settled.append(Settled(row, url, at, answer, retry.Outcome.RETRY, "skipped", None))
+            self._settled_ready.set()
+            return
+        outcome = retry.Outcome.FINAL_FAILURE if answer.refused else retry.classify_outcome(answer.status,
+                                                                                             answer.error)
+        next_at = None
+        if outcome is retry.Outcome.SUCCESS:
+            state = "delivered"
+        elif outcome is retry.Outcome.RETRY:
+            next_at = retry.next_attempt_at(row.command, row.round_attempts + 1, row.created_at, at,
+                                            answer.retry_after, self.rng)
+            state = "pending" if next_at is not None else "failed"
+        else:
+            state = "failed"
+        NOTIFY_ATTEMPTS.labels(row.command, outcome.value).inc()
+        NOTIFY_LATENCY.labels(row.command).observe(answer.latency)
+        if state != "pending":
+            NOTIFY_FINISHED.labels(row.command, state).inc()
+        self._settled.append(Settled(row, url, at, answer, outcome, state, next_at))
+        self._settled_ready.set()
+
+    # recording -----------------------------------------------------------------------------------
+
+    async def _flusher(self) -> None:
+        """Records outcomes as they come (batched while the previous pass runs) and claims more."""
+        while True:
+            await self._settled_ready.wait()
+            self._settled_ready.clear()
+            batch, self._settled = self._settled, []
+            if not batch:
+                continue
+            try:
+                await self.pump(batch)
+            except asyncio.CancelledError:
+                self._settled = batch + self._settled
+                raise
+            except Exception:
+                log.exception("recording deliveries failed; retrying")
+                self._settled = batch + self._settled
+                await asyncio.sleep(0.5)
+                self._settled_ready.set()
+
+    async def _record(self, session: Any, batch: list[Settled]) -> None:
+        updates: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        skipped: list[int] = []
+        for s in batch:
+            r, a = s.row, s.answer
+            if s.state == "skipped":
+                skipped.append(r.id)
+                continue
+            updates.append({
+                "_id": r.id, "state": s.state, "attempts": r.attempts + 1, "round_attempts": r.round_attempts + 1,
+                "next_at": s.next_at or s.at, "delivered_at": s.at if s.state == "delivered" else None,
+                "last_status": a.status, "last_error": a.error,
+            })
+            attempts.append({
+                "outbox_id": r.id, "domain_id": r.domain_id, "attempt_no": r.attempts + 1, "at": s.at,
+                "url": s.url[:2048], "status_code": a.status, "latency_ms": int(a.latency * 1000),
+                "outcome": s.outcome.value, "error": a.error, "response_excerpt": a.excerpt(),
+            })
+        await repo.record(session, updates, attempts)
+        await repo.release(session, skipped)
+        await self._track_health(session, batch)
+
+    async def _track_health(self, session: Any, batch: list[Settled]) -> None:
+        """Five days of failures with no success switch the integration off (only transitions are written)."""
+        unknown = {s.row.domain_id for s in batch if s.row.domain_id not in self._health}
+        if unknown:
+            known = await repo.health(session, unknown)
+            for d in unknown:
+                h = known.get(d)
+                self._health[d] = (h.first_failure_at, h.last_success_at) if h else (None, None)
+        for s in batch:
+            d = s.row.domain_id
+            if s.state == "skipped":
+                continue
+            first, last = self._health[d]
+            if s.outcome is retry.Outcome.SUCCESS:
+                if first is not None:
+                    self._health[d] = (None, s.at)
+                    await repo.save_health(session, d, None, s.at)
+                continue
+            if first is None:
+                self._health[d] = (s.at, last)
+                await repo.save_health(session, d, s.at, last)
+                first = s.at
+            if retry.should_switch_off(first, last, s.at):
+                await repo.switch_off(session, d)
+                self._targets.pop(d, None)
+                self._health[d] = (None, last)
+                await repo.save_health(session, d, None, last)
+                self.runtime.auth.clear()
+                NOTIFY_SWITCHED_OFF.inc()
+                log.warning("CRM integration switched off after failing for 5 days",
+                            extra={"domain_id": d, "failing_since": first.isoformat()})
+
+    # introspection (tests, diagnostics) ------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)

@@ -1,0 +1,615 @@
+"""Numbers (002 §9): provisioning, routes, IVR menus, extra intervals, special days, and the
+route a call takes at an instant (``route_for``, used by the call engine)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.domain.phone import InvalidNumber, normalize_number
+from vpbx.domain.schedule import (
+    WEEKDAYS,
+    ExtraInterval,
+    NumberTimeConfig,
+    RouteReason,
+    ScheduleError,
+    SpecialDay,
+    choose_route,
+    dump_weekly,
+    parse_custom_routes,
+    parse_extra_interval,
+    parse_special_day,
+    parse_weekly,
+)
+from vpbx.schemas.numbers import (
+    CalendarIn,
+    CustomRouteIn,
+    IntervalIn,
+    IvrMenuIn,
+    MenuButtonIn,
+    TargetIn,
+    TelnumRouteIn,
+)
+from vpbx.services.errors import Invalid, NotFound
+from vpbx.store.repositories import directory as dir_repo
+from vpbx.store.repositories import numbers as repo
+from vpbx.store.tables import Domain, IvrMenu, Telnum
+
+# 9.9's example: Monday to Friday 9:00-18:00, the weekend off.
+DEFAULT_SCHEDULE: dict[str, Any] = {
+    day: ({"start": 32400, "end": 64800, "holiday": False} if i < 5 else {"start": 0, "end": 0, "holiday": True})
+    for i, day in enumerate(WEEKDAYS)
+}
+OFFTIME: dict[str, Any] = {"type": "offtime", "greeting": False}
+TARGET_FIELDS = ("user", "group", "ivr", "telnum")
+
+
+def canonical(raw: str) -> str:
+    """A number as stored (international digits); ``Invalid`` if it is not one."""
+    try:
+        return normalize_number(raw)
+    except InvalidNumber as exc:
+        raise Invalid("telnum", "not a valid phone number") from exc
+
+
+def search_text_of(row: Telnum) -> str:
+    parts = (row.telnum, row.name, row.location, row.abc_telnum, row.route_user, row.route_group, row.sim_user)
+    return " ".join(p for p in parts if p).casefold()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def get(session: AsyncSession, domain_id: int, telnum: str, *, lock: bool = False) -> Telnum:
+    try:
+        number = normalize_number(telnum)
+    except InvalidNumber as exc:
+        raise NotFound("telnum") from exc
+    row = await repo.find_telnum(session, domain_id, number, lock=lock)
+    if row is None:
+        raise NotFound("telnum")
+    return row
+
+
+@dataclass
+class _Names:
+    users: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    menus: dict[str, IvrMenu] = field(default_factory=dict)
+
+
+def _targets(row: Telnum) -> list[dict[str, Any]]:
+    out = [t for t in (row.work, row.other) if t]
+    out.extend(r for r in row.custom_routes or [] if r.get("type"))
+    return out
+
+
+async def _names(session: AsyncSession, domain_id: int, rows: Iterable[Telnum]) -> _Names:
+    logins: set[str] = set()
+    group_ids: set[str] = set()
+    menu_names: set[str] = set()
+    for row in rows:
+        for login in (row.route_user, row.sim_user):
+            if login:
+                logins.add(login)
+        if row.route_group:
+            group_ids.add(row.route_group)
+        if row.ivr_menu:
+            menu_names.add(row.ivr_menu)
+        for t in _targets(row):
+            logins.update([t["user"]] if t.get("user") else [])
+            group_ids.update([t["group"]] if t.get("group") else [])
+            menu_names.update([t["ivr"]] if t.get("ivr") else [])
+    names = _Names(users=await repo.user_names(session, domain_id, sorted(logins)))
+    for gid in group_ids:
+        group = await dir_repo.find_group(session, domain_id, gid)
+        if group is not None:
+            names.groups[gid] = group.name
+    names.menus = await repo.menus(session, domain_id, sorted(menu_names))
+    return names
+
+
+def menu_out(menu: IvrMenu | None, name: str) -> dict[str, Any]:
+    if menu is None:
+        return {"name": name, "greeting": False, "greeting_custom": False, "items": []}
+    return {"name": menu.name, "greeting": menu.greeting, "greeting_custom": menu.greeting_custom,
+            "items": [dict(i) for i in menu.items]}
+
+
+def target_out(t: dict[str, Any], names: _Names) -> dict[str, Any]:
+    out = dict(t)
+    if t.get("user"):
+        out["user_name"] = names.users.get(t["user"], "")
+    if t.get("group"):
+        out["group_name"] = names.groups.get(t["group"], "")
+    if t.get("ivr"):
+        out["ivr"] = menu_out(names.menus.get(t["ivr"]), t["ivr"])
+    return out
+
+
+def custom_route_out(route: dict[str, Any], names: _Names) -> dict[str, Any]:
+    out = target_out({k: v for k, v in route.items() if k not in ("interval_schedule", "calendar_schedule")},
+                     names)
+    out["interval_schedule"] = [dict(r) for r in route.get("interval_schedule", [])]
+    out["calendar_schedule"] = [dict(r) for r in route.get("calendar_schedule", [])]
+    return out
+
+
+def telnum_out(row: Telnum, names: _Names) -> dict[str, Any]:
+    out: dict[str, Any] = {"telnum": row.telnum, "name": row.name, "type": row.type, "greeting": row.greeting,
+                           "is_main_phone": row.is_main_phone, "location": row.location, "disabled": row.disabled,
+                           "crm": row.crm, "calltracking": row.calltracking, "abc_telnum": row.abc_telnum,
+                           "abc_location": row.abc_location, "greeting_custom": row.greeting_custom,
+                           "greeting_file": row.greeting_file}
+    if row.type == "user":
+        out["user"] = row.route_user or ""
+        out["user_name"] = names.users.get(row.route_user or "", "")
+    elif row.type == "group":
+        out["group"] = row.route_group or ""
+        out["group_name"] = names.groups.get(row.route_group or "", "")
+    elif row.type == "ivr":
+        out["ivr"] = menu_out(names.menus.get(row.ivr_menu or ""), row.ivr_menu or "")
+    elif row.type == "scheduler":
+        out["work"] = target_out(row.work, names) if row.work else None
+        out["other"] = target_out(row.other or OFFTIME, names)
+        out["custom_routes"] = [custom_route_out(r, names) for r in row.custom_routes or []]
+        out["schedule"] = copy.deepcopy(row.schedule or DEFAULT_SCHEDULE)
+    out["route_group_id"] = ""
+    out["route_group_name"] = ""
+    return out
+
+
+async def render(session: AsyncSession, domain_id: int, rows: list[Telnum]) -> list[dict[str, Any]]:
+    names = await _names(session, domain_id, rows)
+    return [telnum_out(r, names) for r in rows]
+
+
+# --- provisioning (the operator) -----------------------------------------------------------
+
+
+async def provision(session: AsyncSession, domain: Domain, number: str, now: datetime, *, name: str = "",
+                    location: str = "", main: bool = False, kind: str = "number") -> Telnum:
+    """Give the domain a number. It routes to the first employee (10.4's default) until the
+    company configures it; the domain's first number is its main number."""
+    telnum = canonical(number)
+    if await repo.find_telnum(session, domain.id, telnum) is not None:
+        raise Invalid("telnum", f"the domain already has {telnum}")
+    first = await repo.first_user(session, domain.id)
+    main = main or await repo.count_telnums(session, domain.id) == 0
+    if main:
+        for other in await repo.all_telnums(session, domain.id):
+            other.is_main_phone = False
+    row = Telnum(domain_id=domain.id, telnum=telnum, kind=kind, name=name, location=location, type="user",
+                 greeting=False, greeting_custom=False, is_main_phone=main, disabled=False, crm="",
+                 calltracking="", route_user=first.login if first else None, custom_routes=[],
+                 sim_company=False, autocaller=False, created_at=now)
+    row.search_text = search_text_of(row)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+# --- route editing (9.3) -------------------------------------------------------------------
+
+
+class _Resolver:
+    """Checks that referenced employees, departments and menus exist; saves inline menus."""
+
+    def __init__(self, session: AsyncSession, domain_id: int, new_menus: Iterable[str]) -> None:
+        self.session = session
+        self.domain_id = domain_id
+        self.new_menus = set(new_menus)
+
+    async def user(self, login: str, path: str) -> str:
+        found = await dir_repo.users_by_logins(self.session, self.domain_id, [login])
+        if not found:
+            raise Invalid(path, f"no employee '{login}'")
+        return found[login].login
+
+    async def group(self, group_id: str, path: str) -> str:
+        group = await dir_repo.find_group(self.session, self.domain_id, group_id)
+        if group is None:
+            raise Invalid(path, f"no department '{group_id}'")
+        return group.group_id
+
+    async def menu_name(self, name: str, path: str) -> str:
+        if name in self.new_menus or await repo.find_menu(self.session, self.domain_id, name) is not None:
+            return name
+        raise Invalid(path, f"no menu '{name}'")
+
+    async def button(self, b: MenuButtonIn, path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"button": b.button, "type": b.type}
+        if b.type == "user":
+            out["user"] = await self.user(b.user or "", f"{path}.user")
+        elif b.type == "group":
+            out["group"] = await self.group(b.group or "", f"{path}.group")
+        elif b.type == "ivr":
+            out["ivr"] = await self.menu_name(b.ivr or "", f"{path}.ivr")
+        else:
+            out["telnum"] = b.telnum
+        return out
+
+    async def menu(self, ivr: IvrMenuIn, path: str) -> str:
+        """An inline menu (9.6) is saved under its name; buttons may name it from elsewhere."""
+        items = [await self.button(b, f"{path}.items.{i}") for i, b in enumerate(ivr.items)]
+        menu = await repo.find_menu(self.session, self.domain_id, ivr.name)
+        if menu is None:
+            menu = IvrMenu(domain_id=self.domain_id, name=ivr.name)
+            self.session.add(menu)
+        menu.greeting = ivr.greeting
+        menu.greeting_custom = ivr.greeting_custom
+        menu.items = items
+        return ivr.name
+
+    async def target(self, t: TargetIn, path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": t.type, "greeting": t.greeting}
+        kind: str | None = t.type
+        if t.type == "onduty":
+            out["subtype"] = kind = t.subtype
+        if kind == "user":
+            out["user"] = await self.user(t.user or "", f"{path}.user")
+        elif kind == "group":
+            out["group"] = await self.group(t.group or "", f"{path}.group")
+        elif kind == "ivr":
+            assert t.ivr is not None
+            out["ivr"] = await self.menu(t.ivr, f"{path}.ivr")
+        elif kind == "telnum":
+            out["telnum"] = t.telnum
+        return out
+
+
+def _inline_menus(body: TelnumRouteIn) -> list[str]:
+    out: list[str] = []
+    targets: list[TargetIn | None] = [body.work, body.other, *(body.custom_routes or [])]
+    for ivr in [body.ivr, *(t.ivr for t in targets if t is not None)]:
+        if ivr is not None:
+            out.append(ivr.name)
+    return out
+
+
+def _schedule_error(exc: ScheduleError, prefix: str = "") -> Invalid:
+    path = exc.path.lstrip(".")
+    return Invalid(f"{prefix}.{path}" if prefix and path else (prefix or path or "body"), exc.message)
+
+
+def _interval_rule(iv: ExtraInterval, rule_id: str) -> dict[str, Any]:
+    return {"id": rule_id, "days": [d for i, d in enumerate(WEEKDAYS) if i in iv.days],
+            "start": iv.interval.start * 60, "end": iv.interval.end * 60}
+
+
+def _bound(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _calendar_rule(day: SpecialDay, rule_id: str) -> dict[str, Any]:
+    return {"id": rule_id, "start": _bound(day.start), "end": _bound(day.end),
+            "calendar_predefined": day.calendar_predefined}
+
+
+async def _custom_routes(resolver: _Resolver, routes: list[CustomRouteIn]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen_ids: set[str] = set()
+    for i, r in enumerate(routes):
+        path = f"custom_routes.{i}"
+        rid = r.id or str(uuid.uuid4())
+        if rid in seen_ids or rid in ("work", "other"):
+            raise Invalid(f"{path}.id", f"route id '{rid}' is used twice")
+        seen_ids.add(rid)
+        route: dict[str, Any] = {"id": rid, "name": r.name}
+        if r.type is not None:
+            route.update(await resolver.target(r, path))
+        route["interval_schedule"] = []
+        for j, rule in enumerate(r.interval_schedule):
+            try:
+                iv = parse_extra_interval(rule, rid, "")
+            except ScheduleError as exc:
+                raise _schedule_error(exc, f"{path}.interval_schedule.{j}") from exc
+            route["interval_schedule"].append(_interval_rule(iv, iv.id or str(uuid.uuid4())))
+        route["calendar_schedule"] = []
+        for j, rule in enumerate(r.calendar_schedule):
+            try:
+                day = parse_special_day(rule, rid, "")
+            except ScheduleError as exc:
+                raise _schedule_error(exc, f"{path}.calendar_schedule.{j}") from exc
+            route["calendar_schedule"].append(_calendar_rule(day, day.id or str(uuid.uuid4())))
+        out.append(route)
+    rule_ids = [rule["id"] for r in out for rule in (*r["interval_schedule"], *r["calendar_schedule"])]
+    if len(rule_ids) != len(set(rule_ids)):
+        raise Invalid("custom_routes", "an interval or special day id is used twice")
+    return out
+
+
+async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Telnum:
+    """9.3: validate everything first, then change the number (all or nothing)."""
+    row = await get(session, domain_id, telnum, lock=True)
+    resolver = _Resolver(session, domain_id, _inline_menus(body))
+    route_user = route_group = ivr_menu = None
+    work, other, schedule, custom = row.work, row.other, row.schedule, row.custom_routes
+    if body.type == "user":
+        route_user = await resolver.user(body.user or "", "user")
+    elif body.type == "group":
+        route_group = await resolver.group(body.group or "", "group")
+    elif body.type == "ivr":
+        assert body.ivr is not None
+        ivr_menu = await resolver.menu(body.ivr, "ivr")
+    if body.schedule is not None:
+        try:
+            schedule = dump_weekly(parse_weekly(body.schedule, ""))
+        except ScheduleError as exc:
+            raise _schedule_error(exc, "schedule") from exc
+    if body.work is not None:
+        work = await resolver.target(body.work, "work")
+    if body.other is not None:
+        other = await resolver.target(body.other, "other")
+    if body.custom_routes is not None:
+        custom = await _custom_routes(resolver, body.custom_routes)
+    if body.type == "scheduler":
+        if work is None:
+            raise Invalid("work", "a scheduler route needs the working-hours route 'work'")
+        other = other or dict(OFFTIME)
+        schedule = schedule or copy.deepcopy(DEFAULT_SCHEDULE)
+    row.type = body.type
+    row.greeting = body.greeting
+    row.route_user, row.route_group, row.ivr_menu = route_user, route_group, ivr_menu
+    row.work, row.other, row.schedule = work, other, schedule
+    row.custom_routes = copy.deepcopy(custom or [])
+    if body.name is not None:
+        row.name = body.name
+    if body.greeting_file is not None:
+        row.greeting_file = body.greeting_file or None
+        row.greeting_custom = bool(body.greeting_file)
+    row.search_text = search_text_of(row)
+    await session.flush()
+    return row
+
+
+async def set_enabled(session: AsyncSession, domain_id: int, telnum: str, enabled: bool) -> None:
+    row = await get(session, domain_id, telnum)
+    row.disabled = not enabled
+    await session.flush()
+
+
+# --- extra intervals (9.7) and special days (9.8) ------------------------------------------
+
+RULE_KEYS = {"interval": "interval_schedule", "calendar": "calendar_schedule"}
+
+
+def _find_rule(routes: list[dict[str, Any]], kind: str, rule_id: str) -> tuple[dict[str, Any], int] | None:
+    for route in routes:
+        for i, rule in enumerate(route.get(RULE_KEYS[kind], [])):
+            if rule.get("id") == rule_id:
+                return route, i
+    return None
+
+
+def _pick_route(routes: list[dict[str, Any]], route_id: str | None, route_name: str | None,
+                current: dict[str, Any] | None) -> dict[str, Any]:
+    route_id, route_name = route_id or None, route_name or None
+    if route_id is not None and route_name is not None:
+        raise Invalid("route_id", "give route_id (an existing route) or route_name (a new route), not both")
+    if route_id is not None:
+        for route in routes:
+            if route["id"] == route_id:
+                return route
+        raise Invalid("route_id", f"no route '{route_id}' on this number")
+    if route_name is not None:
+        for route in routes:  # the same name again means the same route, not a duplicate
+            if route["name"] == route_name:
+                return route
+        route = {"id": str(uuid.uuid4()), "name": route_name, "interval_schedule": [], "calendar_schedule": []}
+        routes.append(route)
+        return route
+    if current is not None:
+        return current
+    raise Invalid("route_id", "give route_id (an existing route) or route_name (a new route)")
+
+
+def _parse_rule(kind: str, body: IntervalIn | CalendarIn, route_id: str, rule_id: str) -> dict[str, Any]:
+    data = body.model_dump(exclude={"route_id", "route_name"})
+    try:
+        if kind == "interval":
+            return _interval_rule(parse_extra_interval(data, route_id, ""), rule_id)
+        return _calendar_rule(parse_special_day(data, route_id, ""), rule_id)
+    except ScheduleError as exc:
+        raise _schedule_error(exc) from exc
+
+
+def rule_out(route: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    return {"id": rule["id"], "route_id": route["id"], "route_name": route["name"],
+            **{k: v for k, v in rule.items() if k != "id"}}
+
+
+async def _scheduler(session: AsyncSession, domain_id: int, telnum: str) -> Telnum:
+    row = await get(session, domain_id, telnum, lock=True)
+    if row.type != "scheduler":
+        raise Invalid("type", "extra intervals and special days need the number's route type 'scheduler' (9.3)")
+    return row
+
+
+async def save_rule(session: AsyncSession, domain_id: int, telnum: str, kind: str, body: IntervalIn | CalendarIn,
+                    rule_id: str | None = None) -> dict[str, Any]:
+    """Add (``rule_id`` None) or replace an extra interval / special day; returns it with its route."""
+    row = await _scheduler(session, domain_id, telnum)
+    routes = copy.deepcopy(row.custom_routes or [])
+    current: dict[str, Any] | None = None
+    if rule_id is not None:
+        found = _find_rule(routes, kind, rule_id)
+        if found is None:
+            raise NotFound(kind)
+        current, index = found
+        del current[RULE_KEYS[kind]][index]
+    route = _pick_route(routes, body.route_id, body.route_name, current)
+    rule = _parse_rule(kind, body, route["id"], rule_id or str(uuid.uuid4()))
+    route.setdefault(RULE_KEYS[kind], []).append(rule)
+    row.custom_routes = routes
+    await session.flush()
+    return rule_out(route, rule)
+
+
+async def delete_rule(session: AsyncSession, domain_id: int, telnum: str, kind: str, rule_id: str) -> None:
+    row = await get(session, domain_id, telnum, lock=True)
+    routes = copy.deepcopy(row.custom_routes or [])
+    found = _find_rule(routes, kind, rule_id)
+    if found is None:
+        raise NotFound(kind)
+    route, index = found
+    del route[RULE_KEYS[kind]][index]
+    row.custom_routes = routes
+    await session.flush()
+
+
+# --- the route at an instant (call engine) -------------------------------------------------
+
+
+def time_config(row: Telnum) -> NumberTimeConfig:
+    """The pure rule's input (domain.schedule) from a number's stored configuration."""
+    extras, specials = parse_custom_routes(row.custom_routes or [])
+    return NumberTimeConfig(weekly=parse_weekly(row.schedule or DEFAULT_SCHEDULE), work_route="work",
+                            other_route="other", extra_intervals=extras, special_days=specials)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the call goes: ``kind`` is user, group, ivr, fax, telnum or offtime (closed message)."""
+
+    kind: str
+    user: str | None = None
+    group: str | None = None
+    ivr: dict[str, Any] | None = None  # the menu (name, greeting, greeting_custom, items)
+    telnum: str | None = None
+    greeting: bool = False
+    onduty: bool = False
+
+
+@dataclass(frozen=True)
+class NumberRoute:
+    telnum: str
+    name: str
+    disabled: bool
+    greeting: bool  # play the greeting first (the number's or the chosen target's)
+    crm: str
+    target: Target
+    reason: RouteReason | None  # None: not a scheduler, the number's own route
+    route_id: str | None = None  # "work", "other" or a custom route's id
+    route_name: str | None = None
+
+
+def _target(t: dict[str, Any] | None, menus: dict[str, IvrMenu]) -> Target:
+    if not t:
+        return Target("offtime")
+    kind = t.get("subtype") if t.get("type") == "onduty" else t.get("type")
+    ivr = menu_out(menus.get(t["ivr"]), t["ivr"]) if t.get("ivr") else None
+    return Target(str(kind or "offtime"), t.get("user"), t.get("group"), ivr, t.get("telnum"),
+                  bool(t.get("greeting")), t.get("type") == "onduty")
+
+
+async def route_for(session: AsyncSession, domain: Domain, telnum: str, at: datetime) -> NumberRoute | None:
+    """The route of the domain's number ``telnum`` for a call at ``at`` (aware); None if unknown."""
+    try:
+        number = normalize_number(telnum)
+    except InvalidNumber:
+        return None
+    row = await repo.find_telnum(session, domain.id, number)
+    if row is None:
+        return None
+    menus = await repo.menus(session, domain.id)
+    if row.type != "scheduler":
+        stored = {"type": row.type, "user": row.route_user, "group": row.route_group, "ivr": row.ivr_menu}
+        return NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm, _target(stored, menus), None)
+    choice = choose_route(time_config(row), at, domain.timezone)
+    route_name = {"work": "work", "other": "other"}.get(choice.route_id)
+    if choice.route_id == "work":
+        chosen = row.work
+    elif choice.route_id == "other":
+        chosen = row.other or OFFTIME
+    else:
+        custom = next(r for r in row.custom_routes if r["id"] == choice.route_id)
+        route_name = custom["name"]
+        chosen = custom if custom.get("type") else row.work  # a route without a target: the work route
+    target = _target(chosen, menus)
+    return NumberRoute(row.telnum, row.name, row.disabled, row.greeting or target.greeting, row.crm, target,
+                       choice.reason, choice.route_id, route_name)
+
+
+# --- employees and departments going away --------------------------------------------------
+
+
+def _retarget(t: dict[str, Any], key: str, value: str, replacement: str | None) -> dict[str, Any] | None:
+    """``t`` pointing at the removed employee/department, redirected to ``replacement`` (an employee)."""
+    kind = t.get("subtype") if t.get("type") == "onduty" else t.get("type")
+    if kind != key or t.get(key) != value:
+        return None
+    out = {k: v for k, v in t.items() if k not in TARGET_FIELDS}
+    if replacement is None:
+        if "button" in t:
+            return {}
+        return {"type": "offtime", "greeting": bool(t.get("greeting"))} | (
+            {"id": t["id"], "name": t["name"], "interval_schedule": t.get("interval_schedule", []),
+             "calendar_schedule": t.get("calendar_schedule", [])} if "id" in t else {})
+    if t.get("type") == "onduty":
+        out["subtype"] = "user"
+    else:
+        out["type"] = "user"
+    out["user"] = replacement
+    return out
+
+
+async def release(session: AsyncSession, domain_id: int, *, user: str | None = None,
+                  group: str | None = None) -> None:
+    """An employee (login) or department (id) is being deleted: routes, menu buttons and SIM cards
+    that point at it are redirected to the first other employee (10.4's default target); a SIM
+    card assigned to a deleted employee is switched off."""
+    key, value = ("user", user) if user is not None else ("group", group)
+    assert value is not None
+    first = await repo.first_user(session, domain_id, excluding=user)
+    replacement = first.login if first else None
+    for row in await repo.all_telnums(session, domain_id):
+        if key == "user" and row.route_user == user:
+            row.route_user = replacement
+        if key == "group" and row.route_group == group:
+            row.route_group = None
+            row.route_user = replacement
+            if row.type == "group":
+                row.type = "user"
+        if key == "user" and row.sim_user == user:
+            row.sim_user = None
+            row.disabled = True
+        for attr in ("work", "other"):
+            current = getattr(row, attr)
+            new = _retarget(current, key, value, replacement) if current else None
+            if new is not None:
+                setattr(row, attr, new or dict(OFFTIME))
+        routes = [(_retarget(r, key, value, replacement) or r) for r in row.custom_routes or []]
+        if routes != (row.custom_routes or []):
+            row.custom_routes = routes
+        row.search_text = search_text_of(row)
+    for menu in (await repo.menus(session, domain_id)).values():
+        items = [_retarget(i, key, value, replacement) for i in menu.items]
+        if any(i is not None for i in items):
+            menu.items = [new if new is not None else old for new, old in zip(items, menu.items, strict=True)
+                          if new != {}]
+    await session.flush()
+
+
+# --- the demo company's numbers ------------------------------------------------------------
+
+
+async def demo_numbers(session: AsyncSession, domain: Domain, now: datetime) -> None:
+    main = await provision(session, domain, "74951234567", now, name="Основной", location="Москва", main=True)
+    await set_route(session, domain.id, main.telnum, TelnumRouteIn(type="group", group="sales", greeting=False))
+    admin = await provision(session, domain, "74957654321", now, name="Администратор", location="Москва")
+    await set_route(session, domain.id, admin.telnum, TelnumRouteIn(type="user", user="admin", greeting=True))
+    spb = await provision(session, domain, "78121234567", now, name="Санкт-Петербург", location="Санкт-Петербург")
+    menu = IvrMenuIn(name="Главное меню", greeting=True, items=[
+        MenuButtonIn(button="1", type="group", group="sales"),
+        MenuButtonIn(button="2", type="group", group="support"),
+        MenuButtonIn(button="0", type="user", user="admin"),
+        MenuButtonIn(button="timeout", type="group", group="sales"),
+    ])
+    await set_route(session, domain.id, spb.telnum, TelnumRouteIn(type="ivr", ivr=menu, greeting=True))

@@ -1,0 +1,72 @@
+"""Webhook subscriptions (002 §18) and the one place webhook events are created (``emit``).
+
+An event is stored once per matching subscription in ``webhook_events``; the CRM notifier
+delivers them (002 §18.4: ``cmd=webhook``, ``type``, ``crm_token``, ``id``, ``data``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.notify.payloads import WebhookNotice
+from vpbx.schemas.webhooks import WebhookCreate
+from vpbx.services.errors import NotFound
+from vpbx.store.repositories import trunks as repo
+from vpbx.store.tables.trunks import WebhookEvent, WebhookSubscription
+
+EVENT_TYPES = ("sipregs_error",)
+
+
+def subscription_out(s: WebhookSubscription) -> dict[str, str]:
+    return {"id": s.public_id, "type": s.type, "url": s.url}
+
+
+async def list_subscriptions(session: AsyncSession, domain_id: int) -> list[dict[str, str]]:
+    return [subscription_out(s) for s in await repo.subscriptions(session, domain_id)]
+
+
+async def add(session: AsyncSession, domain_id: int, data: WebhookCreate, now: datetime) -> WebhookSubscription:
+    """A new subscription; the same type and URL again is the existing one (idempotent)."""
+    existing = await repo.find_subscription_by_url(session, domain_id, data.type, data.url)
+    if existing is not None:
+        return existing
+    sub = WebhookSubscription(domain_id=domain_id, public_id=str(uuid.uuid4()), type=data.type, url=data.url,
+                              created_at=now)
+    session.add(sub)
+    await session.flush()
+    return sub
+
+
+async def delete(session: AsyncSession, domain_id: int, public_id: str) -> None:
+    sub = await repo.find_subscription(session, domain_id, public_id)
+    if sub is None:
+        raise NotFound("webhook")
+    await session.delete(sub)  # its undelivered events go with it (ON DELETE CASCADE)
+    await session.flush()
+
+
+async def emit(session: AsyncSession, domain_id: int, type: str, data: Mapping[str, Any],
+               now: datetime | None = None) -> list[WebhookEvent]:
+    """Store one ``type`` event with ``data`` for each of the domain's subscriptions to it."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}")
+    created_at = now or datetime.now(UTC)
+    out = []
+    for sub in await repo.subscriptions(session, domain_id, type):
+        event = WebhookEvent(domain_id=domain_id, subscription_id=sub.id, event_id=str(uuid.uuid4()), type=type,
+                             payload=dict(data), created_at=created_at)
+        session.add(event)
+        out.append(event)
+    if out:
+        await session.flush()
+    return out
+
+
+def notice(event: WebhookEvent) -> WebhookNotice:
+    """The PBX->CRM body of a stored event (its ``id`` is the event's id)."""
+    return WebhookNotice(type=event.type, id=event.event_id, data=dict(event.payload))

@@ -1,0 +1,128 @@
+"""Queries over numbers, IVR menus, SIM cards, the blacklist and blocked calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Integer, case, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vpbx.store.paging import Page
+from vpbx.store.repositories.directory import paged
+from vpbx.store.tables import (
+    BlacklistNumber,
+    BlacklistSettings,
+    BlockedCall,
+    IvrMenu,
+    SimPoolEntry,
+    Telnum,
+    User,
+)
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+async def find_telnum(session: AsyncSession, domain_id: int, telnum: str, *, lock: bool = False) -> Telnum | None:
+    stmt = select(Telnum).where(Telnum.domain_id == domain_id, Telnum.telnum == telnum)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def list_telnums(session: AsyncSession, domain_id: int, page: Page,
+                       kind: str | None = None) -> tuple[list[Telnum], int]:
+    stmt = select(Telnum).where(Telnum.domain_id == domain_id)
+    if kind is not None:
+        stmt = stmt.where(Telnum.kind == kind)
+    return await paged(session, stmt, Telnum.search_text, page, Telnum.id)
+
+
+async def all_telnums(session: AsyncSession, domain_id: int) -> list[Telnum]:
+    return list((await session.scalars(select(Telnum).where(Telnum.domain_id == domain_id)
+                                       .order_by(Telnum.id))).all())
+
+
+async def count_telnums(session: AsyncSession, domain_id: int) -> int:
+    return await session.scalar(select(func.count()).where(Telnum.domain_id == domain_id)) or 0
+
+
+async def sims_of_user(session: AsyncSession, domain_id: int, login: str) -> list[Telnum]:
+    return list((await session.scalars(
+        select(Telnum).where(Telnum.domain_id == domain_id, Telnum.kind == "sim", Telnum.sim_user == login)
+    )).all())
+
+
+async def user_names(session: AsyncSession, domain_id: int, logins: Sequence[str]) -> dict[str, str]:
+    if not logins:
+        return {}
+    rows = await session.execute(select(User.login, User.name).where(User.domain_id == domain_id,
+                                                                      User.login.in_(set(logins))))
+    return {login: name for login, name in rows.all()}
+
+
+async def first_user(session: AsyncSession, domain_id: int, *, excluding: str | None = None) -> User | None:
+    """The first employee of the 6.1 list: the default target of a new route (10.4)."""
+    stmt = select(User).where(User.domain_id == domain_id)
+    if excluding is not None:
+        stmt = stmt.where(User.login != excluding)
+    return (await session.scalars(stmt.order_by(User.id).limit(1))).first()
+
+
+# --- IVR menus -----------------------------------------------------------------------------
+
+
+async def find_menu(session: AsyncSession, domain_id: int, name: str) -> IvrMenu | None:
+    return (await session.scalars(select(IvrMenu).where(IvrMenu.domain_id == domain_id,
+                                                         IvrMenu.name == name))).first()
+
+
+async def menus(session: AsyncSession, domain_id: int, names: Sequence[str] | None = None) -> dict[str, IvrMenu]:
+    stmt = select(IvrMenu).where(IvrMenu.domain_id == domain_id)
+    if names is not None:
+        if not names:
+            return {}
+        stmt = stmt.where(IvrMenu.name.in_(set(names)))
+    return {m.name: m for m in (await session.scalars(stmt)).all()}
+
+
+# --- SIM pool ------------------------------------------------------------------------------
+
+
+async def pool(session: AsyncSession, domain_id: int) -> list[SimPoolEntry]:
+    return list((await session.scalars(select(SimPoolEntry).where(SimPoolEntry.domain_id == domain_id)
+                                       .order_by(SimPoolEntry.id))).all())
+
+
+async def pool_entry(session: AsyncSession, domain_id: int, telnum: str) -> SimPoolEntry | None:
+    return (await session.scalars(select(SimPoolEntry).where(SimPoolEntry.domain_id == domain_id,
+                                                              SimPoolEntry.telnum == telnum))).first()
+
+
+# --- blacklist -----------------------------------------------------------------------------
+
+
+async def blacklist(session: AsyncSession, domain_id: int) -> list[BlacklistNumber]:
+    return list((await session.scalars(select(BlacklistNumber).where(BlacklistNumber.domain_id == domain_id)
+                                       .order_by(BlacklistNumber.id))).all())
+
+
+async def delete_blacklisted(session: AsyncSession, domain_id: int, telnums: Sequence[str]) -> None:
+    await session.execute(delete(BlacklistNumber).where(BlacklistNumber.domain_id == domain_id,
+                                                        BlacklistNumber.telnum.in_(set(telnums))))
+
+
+async def blacklist_settings(session: AsyncSession, domain_id: int) -> BlacklistSettings | None:
+    return await session.get(BlacklistSettings, domain_id)
+
+
+async def blocked_counts(session: AsyncSession, domain_id: int, week_since: datetime,
+                         year_since: datetime) -> list[tuple[str, int, int]]:
+    """(caller, calls since ``week_since``, calls since ``year_since``) per distinct caller."""
+    week = func.coalesce(func.sum(case((BlockedCall.at >= week_since, 1), else_=0)), 0).cast(Integer)
+    rows = await session.execute(
+        select(BlockedCall.caller, week, func.count())
+        .where(BlockedCall.domain_id == domain_id, BlockedCall.at >= year_since)
+        .group_by(BlockedCall.caller)
+    )
+    return [(caller, int(w), int(y)) for caller, w, y in rows.all()]
