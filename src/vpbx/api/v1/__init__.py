@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from vpbx.api.errors import ERROR_RESPONSES
+
 from vpbx.api.v1 import am as am_v1
 from vpbx.api.v1 import blacklist as blacklist_v1
 from vpbx.api.v1 import blf as blf_v1
@@ -31,7 +33,7 @@ SECTION_ROUTERS: list[APIRouter] = [history_v1.router, users.router, groups.rout
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix=PREFIX)
+    api = APIRouter(prefix=PREFIX, responses=ERROR_RESPONSES)
     for section in SECTION_ROUTERS:
         api.include_router(section)
     return api
