@@ -83,9 +83,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.ready = False
     errors.install(app)
 
-    from vpbx.api import sim_deliveries, sim_trunks, v1
+    from vpbx.api import legacy, sim_deliveries, sim_trunks, v1
 
     app.include_router(v1.router())
+    app.include_router(legacy.router)  # /sys/crm_api.wcgp, the legacy command API (000/001/004)
     app.include_router(sim_deliveries.router)
     app.include_router(sim_trunks.router)
     from vpbx.api import sim as sim_calls

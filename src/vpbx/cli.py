@@ -289,6 +289,39 @@ def integration_set(
     console.print(f"integration {'on' if i.enabled else 'off'}: url={i.crm_url or '-'} dialect={i.dialect}")
 
 
+@integration_app.command("map")
+def integration_map(
+    domain: DomainOption,
+    crm_user: Annotated[str | None, typer.Argument(help="The CRM's user id")] = None,
+    login: Annotated[str | None, typer.Argument(help="The employee's login or extension")] = None,
+    on: Annotated[bool | None, typer.Option("--on/--off", help="Legacy API: accept mapped CRM user ids")] = None,
+    unmap: Annotated[str | None, typer.Option(help="Remove this CRM user id's mapping")] = None,
+    db: DbOption = "",
+    home: HomeOption = Path(".vpbx"),
+) -> None:
+    """Map CRM user ids to employees for the legacy API (000 §5.5 self_map); without arguments, list them."""
+    from vpbx.services import legacy, tenancy
+
+    if (crm_user is None) != (login is None):
+        err.print("[red]error:[/red] give both CRM_USER and LOGIN")
+        raise typer.Exit(2)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        d = await tenancy.get_domain(session, domain)
+        if on is not None:
+            await legacy.set_map_enabled(session, d, on)
+        if unmap is not None:
+            await legacy.unmap_user(session, d, unmap)
+        if crm_user is not None and login is not None:
+            await legacy.map_user(session, d, crm_user, login)
+        return await legacy.user_map(session, d)
+
+    state = run_store(settings_for(db, home), work)
+    console.print(f"user map {'on' if state['enabled'] else 'off'}")
+    for crm, user in state["map"]:
+        console.print(f"  {crm} -> {user}")
+
+
 @role_app.command("create")
 def role_create(domain: DomainOption, name: str,
                 rights: Annotated[str, typer.Option(help="Comma-separated, e.g. users.get,groups.get")] = "",

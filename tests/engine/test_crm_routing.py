@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from test_incoming import CLIENT, NUMBER, Crm, advance, dial
-from test_rules import STAFF, Env
+from tests.engine.test_incoming import CLIENT, NUMBER, Crm, advance, dial
+from tests.engine.test_rules import STAFF, Env
 
 from vpbx.services import tenancy
 from vpbx.store.tables import Domain, Telnum

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_incoming import advance, dial
-from test_rules import Env, make_env
+from tests.engine.test_incoming import advance, dial
+from tests.engine.test_rules import Env, make_env
 
 from vpbx.testing.server import ServerThread, Tenant, create_tenant
 
@@ -144,7 +144,7 @@ def test_internal_calls_recorded_when_inner_is_on(env: Env, anon: httpx.Client) 
 
 
 def test_links_of_a_deleted_domain_are_gone(vserver: ServerThread, anon: httpx.Client) -> None:
-    from test_incoming import Crm
+    from tests.engine.test_incoming import Crm
 
     t: Tenant = create_tenant(vserver)
     try:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from test_incoming import CLIENT, NUMBER, Crm, advance, dial, history
+from tests.engine.test_incoming import CLIENT, NUMBER, Crm, advance, dial, history
 
 from vpbx.schemas.numbers import IvrMenuIn, MenuButtonIn, TargetIn, TelnumRouteIn
 from vpbx.services import numbers, tenancy

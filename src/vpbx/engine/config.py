@@ -1,10 +1,10 @@
 """What the engine reads on every call (a number's route, the blacklist, a department and its members),
 kept in memory so a call costs no queries (performance.md: simulated calls per second).
 
-Freshness: any commit in this process other than the engine's own writes empties the cache (an employee
-in DND, a new route, a blacklisted number count from the next call on); other processes' changes (the
-CLI) are seen within ``TTL`` seconds. A number's route is cached per minute: schedules, extra intervals
-and special days are minute-granular (002 §9.7-9.9).
+Freshness: a commit in this process that wrote anything but logs (history, the CRM outbox and its
+attempts, blocked calls) empties the cache, so an employee's DND, a new route or a blacklisted number
+apply from the next call on. Other processes' changes (the CLI) are seen within ``TTL`` seconds. A
+number's route is cached per minute: schedules, extra intervals and special days are minute-granular.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ from vpbx.store.tables import Domain, Group, GroupMember, User
 
 TTL = 2.0
 ENGINE_WRITES = "vpbx.engine.writes"  # session.info flag: the engine's own write batches keep the cache
+CHANGED = "vpbx.engine.config_changed"
+LOG_TABLES = frozenset({"call_history", "inner_call_history", "notify_outbox", "notify_attempts", "notify_health",
+                        "blocked_calls"})
+
+
+def _table_of(target: Any) -> str:
+    table = getattr(target, "__table__", None)
+    if table is None:
+        table = getattr(target, "table", None)
+    return str(getattr(table, "name", None) or "")
 
 
 class ConfigCache:
@@ -36,14 +46,31 @@ class ConfigCache:
         self.hits = self.misses = 0
         sync_class = getattr(runtime.sessions, "sync_session_class", None) or Session
         self._listener_target = sync_class
-        event.listen(sync_class, "after_commit", self._after_commit)
+        self._listeners = (("before_flush", self._before_flush), ("do_orm_execute", self._on_execute),
+                           ("after_commit", self._after_commit))
+        for name, fn in self._listeners:
+            event.listen(sync_class, name, fn)
 
     def close(self) -> None:
-        if event.contains(self._listener_target, "after_commit", self._after_commit):
-            event.remove(self._listener_target, "after_commit", self._after_commit)
+        for name, fn in self._listeners:
+            if event.contains(self._listener_target, name, fn):
+                event.remove(self._listener_target, name, fn)
+
+    @staticmethod
+    def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            if _table_of(obj) not in LOG_TABLES:
+                session.info[CHANGED] = True
+                return
+
+    @staticmethod
+    def _on_execute(state: Any) -> None:
+        if (state.is_update or state.is_delete or state.is_insert) and \
+                _table_of(state.statement) not in LOG_TABLES:
+            state.session.info[CHANGED] = True
 
     def _after_commit(self, session: Session) -> None:
-        if not session.info.get(ENGINE_WRITES):
+        if session.info.pop(CHANGED, False) and not session.info.get(ENGINE_WRITES):
             self.clear()
 
     def clear(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain import ringing
@@ -135,6 +135,7 @@ class CallEngine:
         records: dict[int, settings_service.RecordConfig] = {}
         rotation: dict[int, int] = {}  # department pk -> the member who took its last call in this batch
         answered: list[dict[str, Any]] = []  # clients answered: their earlier missed calls are settled
+        history: list[dict[str, Any]] = []  # call_history rows, inserted at once
         async with self.rt.sessions() as session:
             session.info[ENGINE_WRITES] = True
             for w in batch:
@@ -148,7 +149,8 @@ class CallEngine:
                     if call.kind == "internal":
                         await self._write_internal(session, call, w.status, records[call.domain_id])
                         continue
-                    await self._write_incoming(session, call, w.status, notices, records[call.domain_id], rotation)
+                    await self._write_incoming(session, call, w.status, notices, records[call.domain_id], rotation,
+                                               history)
                     if w.status is CallStatus.SUCCESS and call.caller != "anonymous":
                         answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
                 integration = integrations[call.domain_id]
@@ -157,6 +159,8 @@ class CallEngine:
                 for n in notices:
                     await notifier.enqueue(session, call.domain_id, n, key=call.callid, now=w.at,
                                            integration=integration)
+            if history:
+                await session.execute(insert(cast(Table, CallRecord.__table__)), history)
             await session.flush()
             if answered:  # 4.2 missedStatus: 3 (or 4) -> 1, "the client called back and was answered"
                 table = cast(Table, CallRecord.__table__)
@@ -709,7 +713,7 @@ class CallEngine:
 
     async def _write_incoming(self, session: AsyncSession, call: Call, status: CallStatus,
                               notices: list[Notice], record: settings_service.RecordConfig,
-                              rotation: dict[int, int]) -> None:
+                              rotation: dict[int, int], history: list[dict[str, Any]]) -> None:
         answered = call.answered_at is not None
         external = (call.answered_by or "").startswith("ext:")
         answerer: dict[str, Any] = {}
@@ -730,7 +734,7 @@ class CallEngine:
         duration = _seconds(call.answered_at, call.ended_at) if success else 0
         first = call.first_answered
         link = self._record_link(call, record, external=True) if success and answered else ""
-        session.add(CallRecord(
+        history.append(dict(
             domain_id=call.domain_id, callid=call.callid, type="in", status=status.value, destination=destination,
             client=call.caller, user_login=user_fields.get("login", ""), user_name=user_fields.get("name", ""),
             user_ext=user_fields.get("ext", ""), user_telnum=user_fields.get("telnum", ""),

@@ -37,6 +37,7 @@ log = logging.getLogger("vpbx.notify")
 
 OFF = "integration off"
 DEPTH = 4  # claimed rows per domain, in multiples of its request concurrency
+COALESCE = 0.005  # seconds the flusher waits for more outcomes before a pass (at most per_domain of them)
 TARGET_TTL = 2.0  # seconds an integration's URL/secret/state is cached (another process may change it)
 
 
@@ -53,6 +54,7 @@ class Claimed:
     attempts: int
     round_attempts: int
     created_at: datetime
+    leased_until: datetime
 
 
 @dataclass(slots=True)
@@ -107,6 +109,7 @@ class Dispatcher:
         # One writer at a time from this process: on SQLite, overlapping write transactions would
         # wait on each other in the busy handler's sleeps.
         self._db_lock = asyncio.Lock()
+        self._store: repo.PassStore | None = None
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -117,6 +120,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self.http = client_session(self.private_ok, limit=self.max_inflight)
+        self._store = repo.for_engine(self.runtime.engine, self.runtime.sessions)
         outbox.register(self.runtime.engine.sync_engine, self)
         self._loop_task = asyncio.create_task(self._run(), name="vpbx-notify-claim")
         self._flush_task = asyncio.create_task(self._flusher(), name="vpbx-notify-flush")
@@ -150,6 +154,8 @@ class Dispatcher:
             self._settled = []
         if self.http is not None:
             await self.http.close()
+        if self._store is not None:
+            await self._store.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -179,29 +185,41 @@ class Dispatcher:
             done = Counter(s.row.domain_id for s in settled)
             room = self.max_inflight - len(self._inflight) + len(settled)
             now = self.clock.now()
-            busy = [d for d, n in self._domain_load.items() if n - done[d] >= self.depth]
-            limit = min(self.batch, room)
-            rows: list[Any] = []
-            due = None
-            async with self._db_lock, self.runtime.sessions() as session:
-                if settled:
-                    await self._record(session, settled)
-                if limit > 0 and not self._stopping:
-                    rows = list(await repo.claim(session, now=now, limit=limit, per_domain=self.depth,
-                                                 owner=self.owner, lease_until=now + self.lease,
-                                                 exclude_domains=busy, exclude_ids=self._inflight.keys()))
-                    await self._load_targets(session, {r.domain_id for r in rows})
-                    if len(rows) < limit:
-                        due = await repo.next_due(session, now)
-                await session.commit()
+            # Rows a domain holds after this pass's outcomes: it is claimed up to ``depth`` in all (not
+            # ``depth`` more), so a domain with free slots is never skipped and one without is never walked
+            # into (profiled: a domain always over its depth made most claims walk every due row for nothing).
+            load = {d: n - done[d] for d, n in self._domain_load.items() if n - done[d] > 0}
+            busy = [d for d, n in load.items() if n >= self.depth]
+            limit = min(self.batch, room) if not self._stopping else 0
+            async with self._db_lock:
+                work = await self._work(settled, now)
+                if limit > 0:
+                    mono = time.monotonic()
+                    work.limit = limit
+                    work.per_domain = self.depth
+                    work.owner = self.owner
+                    work.lease_until = now + self.lease
+                    work.busy = busy
+                    work.load = load
+                    # Rows in flight are skipped by their lease; name only those it may not cover: released
+                    # by this pass, or (a stalled attempt) leased no longer.
+                    work.inflight = work.released + [i for i, c in self._inflight.items() if c.leased_until <= now]
+                    work.fresh = frozenset(d for d, t in self._targets.items() if t.loaded + TARGET_TTL >= mono)
+                assert self._store is not None, "dispatcher not started"
+                result = await self._store.run(work)
+            self._after_health(work)
+            mono = time.monotonic()
+            for i in result.integrations:
+                self._targets[i.domain_id] = Target(i.enabled and not i.switched_off, i.crm_url, i.signing_secret,
+                                                    mono)
             for s in settled:
                 self._inflight.pop(s.row.id, None)
                 self._domain_load[s.row.domain_id] -= 1
                 if self._domain_load[s.row.domain_id] <= 0:
                     del self._domain_load[s.row.domain_id]
-            for r in rows:
+            for r in result.rows:
                 row = Claimed(r.id, r.uid, r.domain_id, r.command, r.key, r.url, r.body.encode("utf-8"),
-                              r.content_type, r.attempts, r.round_attempts, r.created_at)
+                              r.content_type, r.attempts, r.round_attempts, r.created_at, now + self.lease)
                 self._inflight[row.id] = row
                 self._domain_load[row.domain_id] += 1
                 task = asyncio.create_task(self._deliver(row))
@@ -211,14 +229,11 @@ class Dispatcher:
                 self._empty.clear()
             else:
                 self._empty.set()
-            self._arm(due, now)
-            return len(rows)
-
-    async def _load_targets(self, session: Any, domain_ids: set[int]) -> None:
-        mono = time.monotonic()
-        stale = {d for d in domain_ids if d not in self._targets or self._targets[d].loaded + TARGET_TTL < mono}
-        for i in await repo.integrations(session, stale):
-            self._targets[i.domain_id] = Target(i.enabled and not i.switched_off, i.crm_url, i.signing_secret, mono)
+            self._arm(result.next_due, now)
+            if result.again:
+                self.wake()
+                return len(result.rows) or 1
+            return len(result.rows)
 
     def _arm(self, due: datetime | None, now: datetime) -> None:
         """A clock timer for the earliest future retry, so a virtual clock's advance reaches it."""
@@ -319,8 +334,17 @@ class Dispatcher:
 
     async def _flusher(self) -> None:
         """Records outcomes as they come (batched while the previous pass runs) and claims more."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._settled_ready.wait()
+            # Fewer, larger passes: a pass costs about the same for 5 outcomes as for 50 (its claim walks
+            # the due rows either way), and a domain's claimed rows keep its requests busy meanwhile.
+            deadline = loop.time() + COALESCE
+            while (len(self._settled) < self.per_domain and len(self._settled) < len(self._inflight)
+                   and not self._stopping and (left := deadline - loop.time()) > 0):
+                self._settled_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled_ready.wait(), left)
             self._settled_ready.clear()
             batch, self._settled = self._settled, []
             if not batch:
@@ -336,34 +360,28 @@ class Dispatcher:
                 await asyncio.sleep(0.5)
                 self._settled_ready.set()
 
-    async def _record(self, session: Any, batch: list[Settled]) -> None:
-        updates: list[dict[str, Any]] = []
-        attempts: list[dict[str, Any]] = []
-        skipped: list[int] = []
+    async def _work(self, batch: list[Settled], now: datetime) -> repo.PassWork:
+        """The pass's writes for ``batch``: row updates, delivery-log rows, releases and health transitions."""
+        work = repo.PassWork(now)
+        updates, attempts = work.updates, work.attempts
         for s in batch:
             r, a = s.row, s.answer
             if s.state == "skipped":
-                skipped.append(r.id)
+                work.released.append(r.id)
                 continue
-            updates.append({
-                "_id": r.id, "state": s.state, "attempts": r.attempts + 1, "round_attempts": r.round_attempts + 1,
-                "next_at": s.next_at or s.at, "delivered_at": s.at if s.state == "delivered" else None,
-                "last_status": a.status, "last_error": a.error,
-            })
-            attempts.append({
-                "outbox_id": r.id, "domain_id": r.domain_id, "attempt_no": r.attempts + 1, "at": s.at,
-                "url": s.url[:2048], "status_code": a.status, "latency_ms": int(a.latency * 1000),
-                "outcome": s.outcome.value, "error": a.error, "response_excerpt": a.excerpt(),
-            })
-        await repo.record(session, updates, attempts)
-        await repo.release(session, skipped)
-        await self._track_health(session, batch)
+            updates.append((r.id, s.state, r.attempts + 1, r.round_attempts + 1, s.next_at or s.at,
+                            s.at if s.state == "delivered" else None, a.status, a.error))
+            attempts.append((r.id, r.domain_id, r.attempts + 1, s.at, s.url[:2048], a.status, int(a.latency * 1000),
+                             s.outcome.value, a.error, a.excerpt()))
+        await self._track_health(work, batch)
+        return work
 
-    async def _track_health(self, session: Any, batch: list[Settled]) -> None:
+    async def _track_health(self, work: repo.PassWork, batch: list[Settled]) -> None:
         """Five days of failures with no success switch the integration off (only transitions are written)."""
         unknown = {s.row.domain_id for s in batch if s.row.domain_id not in self._health}
         if unknown:
-            known = await repo.health(session, unknown)
+            async with self.runtime.sessions() as session:
+                known = await repo.health(session, unknown)
             for d in unknown:
                 h = known.get(d)
                 self._health[d] = (h.first_failure_at, h.last_success_at) if h else (None, None)
@@ -374,22 +392,22 @@ class Dispatcher:
             first, last = self._health[d]
             if s.outcome is retry.Outcome.SUCCESS:
                 if first is not None:
-                    self._health[d] = (None, s.at)
-                    await repo.save_health(session, d, None, s.at)
+                    self._health[d] = work.health[d] = (None, s.at)
                 continue
             if first is None:
-                self._health[d] = (s.at, last)
-                await repo.save_health(session, d, s.at, last)
+                self._health[d] = work.health[d] = (s.at, last)
                 first = s.at
             if retry.should_switch_off(first, last, s.at):
-                await repo.switch_off(session, d)
-                self._targets.pop(d, None)
-                self._health[d] = (None, last)
-                await repo.save_health(session, d, None, last)
-                self.runtime.auth.clear()
-                NOTIFY_SWITCHED_OFF.inc()
+                work.switch_off.append(d)
+                self._health[d] = work.health[d] = (None, last)
                 log.warning("CRM integration switched off after failing for 5 days",
                             extra={"domain_id": d, "failing_since": first.isoformat()})
+
+    def _after_health(self, work: repo.PassWork) -> None:
+        for d in work.switch_off:
+            self._targets.pop(d, None)
+            self.runtime.auth.clear()
+            NOTIFY_SWITCHED_OFF.inc()
 
     # introspection (tests, diagnostics) ------------------------------------------------------------
 

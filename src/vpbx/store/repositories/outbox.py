@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, exists, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vpbx.store.base import UTCDateTime
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
@@ -186,3 +192,442 @@ async def counts(session: AsyncSession, domain_id: int | None = None) -> dict[st
     if domain_id is not None:
         query = query.where(OutboxRow.domain_id == domain_id)
     return {state: n for state, n in (await session.execute(query)).all()}
+
+
+# The dispatcher's pass: record outcomes and claim due rows, in one transaction and few round trips ---------
+#
+# The generic road above (ORM session, one SQLAlchemy statement per step) costs about 20 hops between the
+# event loop and the driver per pass; under a busy loop each hop waits for the GIL or a loop turn, and that
+# latency, not SQL, bounded delivery throughput (profiled: 30 ms passes of which under 2 ms were SQLite).
+# SQLite runs the whole pass as one call on the dispatcher's own connection thread; PostgreSQL runs it as
+# four asyncpg round trips (BEGIN, record, claim + next due, COMMIT).
+
+
+@dataclass(slots=True)
+class PassWork:
+    """What one pass writes and asks. Datetimes are aware UTC."""
+
+    now: datetime
+    # (id, state, attempts, round_attempts, next_at, delivered_at, last_status, last_error)
+    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    # (outbox_id, domain_id, attempt_no, at, url, status_code, latency_ms, outcome, error, response_excerpt)
+    attempts: list[tuple[Any, ...]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    health: dict[int, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+    switch_off: list[int] = field(default_factory=list)
+    limit: int = 0  # 0: claim nothing
+    per_domain: int = 0
+    owner: str = ""
+    lease_until: datetime | None = None
+    busy: list[int] = field(default_factory=list)  # domains with no room: skipped by the walk
+    load: dict[int, int] = field(default_factory=dict)  # rows a domain already holds: it gets per_domain - load
+    inflight: list[int] = field(default_factory=list)
+    fresh: frozenset[int] = frozenset()  # domains whose integration need not be read
+
+
+@dataclass(slots=True)
+class PassResult:
+    rows: list[ClaimedRow]
+    integrations: list[IntegrationTarget]
+    next_due: datetime | None
+    # The claim could not see this pass's outcomes (one PostgreSQL statement, one snapshot): a row they
+    # unblocked (the next of its key) waits for the next pass, which should come at once.
+    again: bool = False
+
+
+@dataclass(slots=True)
+class ClaimedRow:
+    id: int
+    uid: str
+    domain_id: int
+    command: Any
+    key: str | None
+    url: str | None
+    body: str
+    content_type: str
+    attempts: int
+    round_attempts: int
+    created_at: datetime
+    next_at: datetime
+
+
+@dataclass(slots=True)
+class IntegrationTarget:
+    domain_id: int
+    enabled: bool
+    switched_off: bool
+    crm_url: str
+    signing_secret: str | None
+
+
+class PassStore:
+    """Runs dispatcher passes on one backend; ``for_engine`` picks the fastest road it supports."""
+
+    async def run(self, work: PassWork) -> PassResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+def for_engine(engine: AsyncEngine, sessions: Any) -> PassStore:
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        return SqlitePassStore(url.database)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "asyncpg":
+        return PgPassStore(engine)
+    return SessionPassStore(sessions)
+
+
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage format (compared as text)
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_ts(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime(_SQLITE_TS)
+
+
+def _from_sqlite(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+_CLAIM_SQL = """
+UPDATE notify_outbox SET lease_until = {lease_until}, lease_owner = {owner}
+WHERE id IN (
+  SELECT id FROM (
+    SELECT id, domain_id, next_at, row_number() OVER (PARTITION BY domain_id ORDER BY next_at, id) AS rank FROM (
+      SELECT o.id, o.domain_id, o.next_at FROM notify_outbox AS o
+      WHERE o.state = 'pending' AND o.next_at <= {now} AND (o.lease_until IS NULL OR o.lease_until < {now})
+        AND o.domain_id NOT IN (SELECT domain_id FROM integrations WHERE enabled = {false} OR switched_off = {true})
+        AND {not_busy} AND {not_inflight}
+        AND (o.key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM notify_outbox AS e
+          WHERE e.state = 'pending' AND e.domain_id = o.domain_id AND e.key = o.key AND e.id < o.id))
+      ORDER BY o.next_at, o.id LIMIT {scan}) AS candidates) AS ranked
+  WHERE rank <= {per_domain} - coalesce(({load_of}), 0) ORDER BY next_at, id LIMIT {limit})
+  AND state = 'pending' AND (lease_until IS NULL OR lease_until < {now})
+RETURNING id, uid, domain_id, command, key, url, body, content_type, attempts, round_attempts, created_at, next_at"""
+
+_SQLITE_CLAIM = _CLAIM_SQL.format(
+    lease_until=":lease_until", owner=":owner", now=":now", false="0", true="1", scan=":scan",
+    per_domain=":per_domain", limit=":limit",
+    not_busy="o.domain_id NOT IN (SELECT value FROM json_each(:busy))",
+    not_inflight="o.id NOT IN (SELECT value FROM json_each(:inflight))",
+    load_of="SELECT l.value FROM json_each(:load) AS l WHERE l.key = CAST(ranked.domain_id AS TEXT)")
+_SQLITE_RECORD = ("UPDATE notify_outbox SET state = ?, attempts = ?, round_attempts = ?, next_at = ?, lease_until = NULL,"
+                  " lease_owner = NULL, delivered_at = ?, last_status = ?, last_error = ? WHERE id = ?")
+_SQLITE_ATTEMPT = ("INSERT INTO notify_attempts (outbox_id, domain_id, attempt_no, at, url, status_code, latency_ms,"
+                   " outcome, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SQLITE_RELEASE = "UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?"
+_SQLITE_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_success_at) VALUES (?, ?, ?)"
+                  " ON CONFLICT (domain_id) DO UPDATE SET first_failure_at = excluded.first_failure_at,"
+                  " last_success_at = excluded.last_success_at")
+_SQLITE_SWITCH_OFF = "UPDATE integrations SET switched_off = 1 WHERE domain_id = ?"
+_SQLITE_NEXT_DUE = "SELECT min(next_at) FROM notify_outbox WHERE state = 'pending' AND next_at > ?"
+_SQLITE_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret FROM integrations"
+                        " WHERE domain_id IN (SELECT value FROM json_each(?))")
+
+
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock: take the slow road, which waits for it."""
+
+
+class SqlitePassStore(PassStore):
+    """The pass as one synchronous call on connections of the dispatcher's own.
+
+    It runs on the event loop's thread when the write lock is free (``BEGIN IMMEDIATE`` without a busy
+    wait), typically 1-2 ms; otherwise on a worker thread that waits for the lock. Not always on the
+    worker: profiled, a worker thread reacquires the GIL after every SQLite step and each reacquisition
+    waits for the busy loop thread (up to the 5 ms switch interval), so thread-side passes took 20-30 ms
+    for under 2 ms of SQL. The loop-side connection never checkpoints (a checkpoint fsyncs); the worker
+    runs a passive checkpoint every ``CHECKPOINT_EVERY`` passes. Commits are durable like the engine's
+    (WAL, synchronous=NORMAL)."""
+
+    CHECKPOINT_EVERY = 64
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpbx-notify-sqlite")
+        self._fast: sqlite3.Connection | None = None
+        self._slow: sqlite3.Connection | None = None
+        self._passes = 0
+        self._checkpoint: asyncio.Future[None] | None = None
+
+    def _connect(self, busy_ms: int, autocheckpoint: int) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
+        return conn
+
+    def _slow_conn(self) -> sqlite3.Connection:
+        if self._slow is None:
+            self._slow = self._connect(30_000, 1000)
+        return self._slow
+
+    def _run_slow(self, work: PassWork) -> PassResult:
+        return self._run(self._slow_conn(), work, wait=True)
+
+    def _checkpoint_now(self) -> None:
+        self._slow_conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _run(self, conn: sqlite3.Connection, work: PassWork, *, wait: bool) -> PassResult:
+        ts = _sqlite_ts
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not wait and not conn.in_transaction:
+                raise _Busy from exc
+            raise
+        try:
+            if work.updates:
+                conn.executemany(_SQLITE_RECORD, [(u[1], u[2], u[3], ts(u[4]), ts(u[5]), u[6], u[7], u[0])
+                                                  for u in work.updates])
+            if work.attempts:
+                conn.executemany(_SQLITE_ATTEMPT, [(a[0], a[1], a[2], ts(a[3]), *a[4:]) for a in work.attempts])
+            if work.released:
+                conn.executemany(_SQLITE_RELEASE, [(i,) for i in work.released])
+            for d, (first, last) in work.health.items():
+                conn.execute(_SQLITE_HEALTH, (d, ts(first), ts(last)))
+            for d in work.switch_off:
+                conn.execute(_SQLITE_SWITCH_OFF, (d,))
+            rows: list[ClaimedRow] = []
+            targets: list[IntegrationTarget] = []
+            due = None
+            if work.limit > 0:
+                now = ts(work.now)
+                raw = conn.execute(_SQLITE_CLAIM, {
+                    "now": now, "lease_until": ts(work.lease_until), "owner": work.owner, "scan": work.limit * 4,
+                    "per_domain": work.per_domain, "limit": work.limit, "busy": json.dumps(work.busy),
+                    "inflight": json.dumps(work.inflight),
+                    "load": json.dumps({str(d): n for d, n in work.load.items()})}).fetchall()
+                rows = [ClaimedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                   datetime.fromisoformat(r[10]).replace(tzinfo=UTC),
+                                   datetime.fromisoformat(r[11]).replace(tzinfo=UTC)) for r in raw]
+                rows.sort(key=lambda r: (r.next_at, r.id))
+                stale = {r.domain_id for r in rows} - work.fresh
+                if stale:
+                    targets = [IntegrationTarget(r[0], bool(r[1]), bool(r[2]), r[3], r[4])
+                               for r in conn.execute(_SQLITE_INTEGRATIONS, (json.dumps(sorted(stale)),))]
+                if len(rows) < work.limit:
+                    due = _from_sqlite(conn.execute(_SQLITE_NEXT_DUE, (now,)).fetchone()[0])
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return PassResult(rows, targets, due)
+
+    async def run(self, work: PassWork) -> PassResult:
+        loop = asyncio.get_running_loop()
+        self._passes += 1
+        if self._passes % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
+            self._checkpoint = loop.run_in_executor(self._pool, self._checkpoint_now)
+            self._checkpoint.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self._fast is None:
+            self._fast = self._connect(0, 0)
+        try:
+            return self._run(self._fast, work, wait=False)
+        except _Busy:
+            return await loop.run_in_executor(self._pool, self._run_slow, work)
+
+    def _close_slow(self) -> None:
+        if self._slow is not None:
+            self._slow.close()
+            self._slow = None
+
+    async def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._close_slow)
+        self._pool.shutdown(wait=False)
+
+
+_PG_RECORD = """
+WITH settled AS (
+  UPDATE notify_outbox AS o SET state = v.state, attempts = v.attempts, round_attempts = v.round_attempts,
+    next_at = v.next_at, lease_until = NULL, lease_owner = NULL, delivered_at = v.delivered_at,
+    last_status = v.last_status, last_error = v.last_error
+  FROM unnest($1::int[], $2::varchar[], $3::int[], $4::int[], $5::timestamp[], $6::timestamp[], $7::int[],
+              $8::varchar[]) AS v(id, state, attempts, round_attempts, next_at, delivered_at, last_status, last_error)
+  WHERE o.id = v.id)
+INSERT INTO notify_attempts (outbox_id, domain_id, attempt_no, at, url, status_code, latency_ms, outcome, error,
+                             response_excerpt)
+SELECT * FROM unnest($9::int[], $10::int[], $11::int[], $12::timestamp[], $13::varchar[], $14::int[], $15::int[],
+                     $16::varchar[], $17::varchar[], $18::varchar[])"""
+_PG_CLAIM = "WITH claimed AS ({claim})\n" \
+    "SELECT *, NULL::timestamp AS due FROM claimed UNION ALL\n" \
+    "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,\n" \
+    "  (SELECT min(next_at) FROM notify_outbox WHERE state = 'pending' AND next_at > $1)".format(
+        claim=_CLAIM_SQL.format(now="$1", lease_until="$2", owner="$3", scan="$4", per_domain="$5", limit="$6",
+                                false="false", true="true", not_busy="o.domain_id <> ALL($7::int[])",
+                                not_inflight="o.id <> ALL($8::int[])",
+                                load_of="SELECT l.n FROM unnest($9::int[], $10::int[]) AS l(d, n)"
+                                        " WHERE l.d = ranked.domain_id"))
+_PG_PASS = """
+WITH settled AS (
+  UPDATE notify_outbox AS o SET state = v.state, attempts = v.attempts, round_attempts = v.round_attempts,
+    next_at = v.next_at, lease_until = NULL, lease_owner = NULL, delivered_at = v.delivered_at,
+    last_status = v.last_status, last_error = v.last_error
+  FROM unnest($11::int[], $12::varchar[], $13::int[], $14::int[], $15::timestamp[], $16::timestamp[], $17::int[],
+              $18::varchar[]) AS v(id, state, attempts, round_attempts, next_at, delivered_at, last_status, last_error)
+  WHERE o.id = v.id),
+logged AS (
+  INSERT INTO notify_attempts (outbox_id, domain_id, attempt_no, at, url, status_code, latency_ms, outcome, error,
+                               response_excerpt)
+  SELECT * FROM unnest($19::int[], $20::int[], $21::int[], $22::timestamp[], $23::varchar[], $24::int[],
+                       $25::int[], $26::varchar[], $27::varchar[], $28::varchar[])),
+released AS (
+  UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($29::int[])),
+claimed AS ({claim})
+SELECT *, NULL::timestamp AS due, NULL::boolean AS waiting FROM claimed UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  (SELECT min(next_at) FROM notify_outbox WHERE state = 'pending' AND next_at > $1),
+  EXISTS (SELECT 1 FROM notify_outbox AS f JOIN notify_outbox AS w
+            ON w.state = 'pending' AND w.domain_id = f.domain_id AND w.key = f.key AND w.id > f.id
+          WHERE f.id = ANY($30::int[]) AND f.key IS NOT NULL)""".format(
+    claim=_CLAIM_SQL.format(now="$1", lease_until="$2", owner="$3", scan="$4", per_domain="$5", limit="$6",
+                            false="false", true="true", not_busy="o.domain_id <> ALL($7::int[])",
+                            not_inflight="o.id <> ALL($8::int[])",
+                            load_of="SELECT l.n FROM unnest($9::int[], $10::int[]) AS l(d, n)"
+                                    " WHERE l.d = ranked.domain_id"))
+_PG_RELEASE = "UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1::int[])"
+_PG_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_success_at) VALUES ($1, $2, $3)"
+              " ON CONFLICT (domain_id) DO UPDATE SET first_failure_at = excluded.first_failure_at,"
+              " last_success_at = excluded.last_success_at")
+_PG_SWITCH_OFF = "UPDATE integrations SET switched_off = true WHERE domain_id = $1"
+_PG_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret FROM integrations"
+                    " WHERE domain_id = ANY($1::int[])")
+
+
+class PgPassStore(PassStore):
+    """The pass over asyncpg directly, on a pooled connection: BEGIN, one statement recording every outcome
+    (row updates and delivery-log rows from arrays), one claiming and reading the next due time, COMMIT."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def run(self, work: PassWork) -> PassResult:
+        async with self.engine.connect() as sa_conn:
+            raw = await sa_conn.get_raw_connection()
+            conn: Any = raw.driver_connection
+            try:
+                return await self._run(conn, work)
+            except BaseException:
+                await sa_conn.invalidate()
+                raise
+
+    async def _run(self, conn: Any, work: PassWork) -> PassResult:
+        if work.health or work.switch_off or work.limit <= 0:
+            return await self._run_in_transaction(conn, work)
+        return await self._run_one_statement(conn, work)
+
+    async def _run_one_statement(self, conn: Any, work: PassWork) -> PassResult:
+        """The usual pass, one round trip: a single statement is its own transaction. Its claim sees the
+        store as the statement began, so a row this pass finishes still blocks the next row of its key
+        until the next pass (``again``: the statement says whether such a row waits), and the retries it
+        schedules are not in its next-due (added here). Released rows are excluded from its claim by the
+        caller (``inflight``), as in the other stores."""
+        u = list(zip(*work.updates, strict=True)) if work.updates else [[]] * 8
+        a = list(zip(*work.attempts, strict=True)) if work.attempts else [[]] * 10
+        raw = await conn.fetch(
+            _PG_PASS, _naive(work.now), _naive(work.lease_until), work.owner, work.limit * 4, work.per_domain,
+            work.limit, work.busy, work.inflight, list(work.load), list(work.load.values()),
+            u[0], u[1], u[2], u[3], [_naive(x) for x in u[4]], [_naive(x) for x in u[5]], u[6], u[7],
+            a[0], a[1], a[2], [_naive(x) for x in a[3]], *a[4:], work.released,
+            [x[0] for x in work.updates if x[1] != "pending"])
+        rows: list[ClaimedRow] = []
+        due = None
+        again = False
+        for r in raw:
+            if r[0] is None:
+                due = r[12].replace(tzinfo=UTC) if r[12] is not None else None
+                again = bool(r[13])
+                continue
+            rows.append(ClaimedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                   r[10].replace(tzinfo=UTC), r[11].replace(tzinfo=UTC)))
+        rows.sort(key=lambda r: (r.next_at, r.id))
+        retries = [x[4] for x in work.updates if x[1] == "pending" and x[4] > work.now]
+        if retries:
+            due = min(retries) if due is None else min(due, *retries)
+        stale = {r.domain_id for r in rows} - work.fresh
+        targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4])
+                   for r in await conn.fetch(_PG_INTEGRATIONS, sorted(stale))] if stale else []
+        return PassResult(rows, targets, due, again)
+
+    async def _run_in_transaction(self, conn: Any, work: PassWork) -> PassResult:
+        rows: list[ClaimedRow] = []
+        targets: list[IntegrationTarget] = []
+        due = None
+        async with conn.transaction():
+            if work.updates:
+                u = list(zip(*work.updates, strict=True))
+                a = list(zip(*work.attempts, strict=True))
+                await conn.execute(_PG_RECORD, u[0], u[1], u[2], u[3], [_naive(x) for x in u[4]],
+                                   [_naive(x) for x in u[5]], u[6], u[7],
+                                   a[0], a[1], a[2], [_naive(x) for x in a[3]], *a[4:])
+            if work.released:
+                await conn.execute(_PG_RELEASE, work.released)
+            for d, (first, last) in work.health.items():
+                await conn.execute(_PG_HEALTH, d, _naive(first), _naive(last))
+            for d in work.switch_off:
+                await conn.execute(_PG_SWITCH_OFF, d)
+            if work.limit > 0:
+                raw = await conn.fetch(_PG_CLAIM, _naive(work.now), _naive(work.lease_until), work.owner,
+                                       work.limit * 4, work.per_domain, work.limit, work.busy, work.inflight,
+                                       list(work.load), list(work.load.values()))
+                for r in raw:
+                    if r[0] is None:
+                        due = r[12].replace(tzinfo=UTC) if r[12] is not None else None
+                        continue
+                    rows.append(ClaimedRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                           r[10].replace(tzinfo=UTC), r[11].replace(tzinfo=UTC)))
+                rows.sort(key=lambda r: (r.next_at, r.id))
+                stale = {r.domain_id for r in rows} - work.fresh
+                if stale:
+                    targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4])
+                               for r in await conn.fetch(_PG_INTEGRATIONS, sorted(stale))]
+        return PassResult(rows, targets, due)
+
+
+class SessionPassStore(PassStore):
+    """Any other store: the same pass through an ORM session and the Core statements above."""
+
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+
+    async def run(self, work: PassWork) -> PassResult:
+        rows: list[ClaimedRow] = []
+        targets: list[IntegrationTarget] = []
+        due = None
+        async with self.sessions() as session:
+            updates = [{"_id": u[0], "state": u[1], "attempts": u[2], "round_attempts": u[3], "next_at": u[4],
+                        "delivered_at": u[5], "last_status": u[6], "last_error": u[7]} for u in work.updates]
+            keys = ("outbox_id", "domain_id", "attempt_no", "at", "url", "status_code", "latency_ms", "outcome",
+                    "error", "response_excerpt")
+            await record(session, updates, [dict(zip(keys, a, strict=True)) for a in work.attempts])
+            await release(session, work.released)
+            for d, (first, last) in work.health.items():
+                await save_health(session, d, first, last)
+            for d in work.switch_off:
+                await switch_off(session, d)
+            if work.limit > 0:
+                assert work.lease_until is not None
+                raw = await claim(session, now=work.now, limit=work.limit, per_domain=work.per_domain,
+                                  owner=work.owner, lease_until=work.lease_until, exclude_domains=work.busy,
+                                  exclude_ids=work.inflight)
+                rows = [ClaimedRow(r.id, r.uid, r.domain_id, r.command, r.key, r.url, r.body, r.content_type,
+                                   r.attempts, r.round_attempts, r.created_at, r.next_at) for r in raw]
+                stale = {r.domain_id for r in rows} - work.fresh
+                targets = [IntegrationTarget(i.domain_id, i.enabled, i.switched_off, i.crm_url, i.signing_secret)
+                           for i in await integrations(session, stale)]
+                if len(rows) < work.limit:
+                    due = await next_due(session, work.now)
+            await session.commit()
+        return PassResult(rows, targets, due)

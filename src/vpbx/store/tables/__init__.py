@@ -4,6 +4,7 @@ package registers every one of them on ``Base.metadata`` (Alembic reads it)."""
 from vpbx.store.base import Base
 from vpbx.store.tables.calls import CallRecord, InnerCallRecord
 from vpbx.store.tables.directory import Extension, Group, GroupMember, User
+from vpbx.store.tables.legacy import LegacyUserMap  # legacy command API: CRM user ids -> employees
 from vpbx.store.tables.numbers import *  # noqa: F403 - §9-11: numbers, IVR menus, SIM cards, blacklist
 from vpbx.store.tables.outbox import DeliveryAttempt, DeliveryHealth, OutboxRow
 from vpbx.store.tables.settings import *  # noqa: F403 - §12.2-12.8, §13, §14: company settings
@@ -23,6 +24,7 @@ __all__ = [
     "GroupMember",
     "InnerCallRecord",
     "Integration",
+    "LegacyUserMap",
     "OutboxRow",
     "User",
 ]

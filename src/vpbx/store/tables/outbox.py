@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vpbx.store.base import Base, UTCDateTime
+
+
+_PENDING = text("state = 'pending'")
 
 
 class OutboxRow(Base):
@@ -15,9 +18,14 @@ class OutboxRow(Base):
 
     __tablename__ = "notify_outbox"
     __table_args__ = (
-        # The claim query: due pending rows, and "is an earlier row of this key still pending?".
-        Index("ix_notify_outbox_due", "state", "next_at"),
-        Index("ix_notify_outbox_key", "domain_id", "key", "state"),
+        # The claim walks pending rows in (next_at, id) order and stops at its scan limit, asking of
+        # each "is an earlier row of this key still pending?": both indexes hold pending rows only, so
+        # they stay small however long the delivered history grows, and PostgreSQL walks them in order
+        # instead of sorting every due row (measured: 22 ms -> 5 ms per claim with 5,000 due rows).
+        Index("ix_notify_outbox_due", "next_at", "id", sqlite_where=_PENDING, postgresql_where=_PENDING),
+        Index("ix_notify_outbox_key", "domain_id", "key", "id", sqlite_where=_PENDING, postgresql_where=_PENDING),
+        # Listing and counting one domain's notifications (by state).
+        Index("ix_notify_outbox_domain", "domain_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

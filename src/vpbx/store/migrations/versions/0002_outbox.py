@@ -42,8 +42,11 @@ def upgrade() -> None:
     sa.UniqueConstraint('uid', name=op.f('uq_notify_outbox_uid'))
     )
     with op.batch_alter_table('notify_outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_notify_outbox_due', ['state', 'next_at'], unique=False)
-        batch_op.create_index('ix_notify_outbox_key', ['domain_id', 'key', 'state'], unique=False)
+        batch_op.create_index('ix_notify_outbox_due', ['next_at', 'id'], unique=False,
+                              sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+        batch_op.create_index('ix_notify_outbox_key', ['domain_id', 'key', 'id'], unique=False,
+                              sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
+        batch_op.create_index('ix_notify_outbox_domain', ['domain_id', 'state'], unique=False)
 
     op.create_table('notify_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -78,6 +81,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notify_attempts_outbox_id'))
     op.drop_table('notify_attempts')
     with op.batch_alter_table('notify_outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_notify_outbox_domain')
         batch_op.drop_index('ix_notify_outbox_key')
         batch_op.drop_index('ix_notify_outbox_due')
     op.drop_table('notify_outbox')

@@ -1,0 +1,260 @@
+"""The answering side of the PBX->CRM requests, framework-free: ``Receiver.handle`` takes a body and
+headers and gives a status and a JSON answer; the receiver is also an ASGI app to mount in FastAPI or
+Starlette (``app.mount("/vpbx", receiver)``) or to serve alone (``uvicorn mymodule:receiver``).
+
+    receiver = Receiver(crm_token="secret")
+
+    @receiver.on_contact
+    def who(query: ContactQuery) -> dict[str, str]:
+        return {"contact_name": "ООО Ромашка", "responsible": "andy"}
+
+    @receiver.on_event
+    async def pop_card(event: EventNotice) -> None: ...
+
+Checks, in order: a body that is not a PBX request -> 400 ``{"error": "Invalid parameters"}``; a wrong or
+missing ``crm_token`` -> 401 ``{"error": "Invalid token"}``; with ``signing_secret``, a bad Standard
+Webhooks signature -> 401 ``{"error": "Invalid signature"}`` (``contact`` lookups are synchronous and
+the PBX does not sign them: they are verified only when they carry a signature). A notification whose
+``webhook-id`` was already handled is acknowledged without calling the handler again (the PBX
+retries until it gets a 2xx, so a CRM sees duplicates); the ids remembered are bounded (LRU).
+A handler that raises answers 500 and the id is not remembered, so the PBX's retry is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from vpbx.crm.parse import MalformedRequest, ParsedRequest, parse_request
+from vpbx.notify import signing
+from vpbx.notify.payloads import ContactAnswer, ContactQuery, EventNotice, HistoryNotice, RatingNotice, WebhookNotice
+
+log = logging.getLogger("vpbx.crm")
+
+MAX_BODY = 1024 * 1024
+INVALID_PARAMETERS = "Invalid parameters"
+INVALID_TOKEN = "Invalid token"
+INVALID_SIGNATURE = "Invalid signature"
+
+F = TypeVar("F", bound=Callable[..., Any])
+ContactResult = ContactAnswer | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the receiver answers: a status and a JSON object."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    duplicate: bool = False
+
+    def encode(self) -> bytes:
+        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _contact_body(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if isinstance(result, ContactAnswer):
+        result = asdict(result)
+    if not isinstance(result, Mapping):
+        raise TypeError("an on_contact handler returns a ContactAnswer, a mapping or None")
+    return {k: v for k, v in result.items() if k in ("contact_name", "responsible") and v is not None}
+
+
+async def _call(handler: Callable[..., Any], arg: Any) -> Any:
+    if inspect.iscoroutinefunction(handler):
+        return await handler(arg)
+    result = await asyncio.to_thread(handler, arg)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class _Seen:
+    """Notification ids handled lately: a bounded LRU, plus the ones being handled right now."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.done: OrderedDict[str, None] = OrderedDict()
+        self.running: dict[str, asyncio.Event] = {}
+
+    def __contains__(self, key: str) -> bool:
+        if key in self.done:
+            self.done.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: str) -> None:
+        self.done[key] = None
+        self.done.move_to_end(key)
+        while len(self.done) > self.size:
+            self.done.popitem(last=False)
+
+
+class Receiver:
+    """Parses, authenticates, deduplicates and dispatches the PBX's requests to registered handlers."""
+
+    def __init__(self, crm_token: str | None, *, signing_secret: str | None = None,
+                 tolerance: int = signing.DEFAULT_TOLERANCE, dedupe_size: int = 10_000,
+                 max_body: int = MAX_BODY) -> None:
+        """``crm_token`` is the key set in the PBX's integration (``None`` skips the check: tests only)."""
+        self.crm_token = crm_token
+        self.signing_secret = signing_secret
+        self.tolerance = tolerance
+        self.max_body = max_body
+        self._seen = _Seen(dedupe_size)
+        self._contact: Callable[[ContactQuery], Any] | None = None
+        self._handlers: dict[str, list[Callable[..., Any]]] = {c: [] for c in ("history", "event", "rating",
+                                                                              "webhook")}
+        self._observers: list[Callable[[ParsedRequest | None, Mapping[str, str], bytes, Answer], None]] = []
+
+    # registration --------------------------------------------------------------------------------
+
+    def on_contact(self, handler: F) -> F:
+        """``handler(ContactQuery) -> {"contact_name", "responsible"} | ContactAnswer | None``; one handler."""
+        self._contact = handler
+        return handler
+
+    def on_history(self, handler: F) -> F:
+        """``handler(HistoryNotice)``: after each call."""
+        self._handlers["history"].append(handler)
+        return handler
+
+    def on_event(self, handler: F) -> F:
+        """``handler(EventNotice)``: INCOMING, ACCEPTED, COMPLETED, CANCELLED, OUTGOING, TRANSFERRED."""
+        self._handlers["event"].append(handler)
+        return handler
+
+    def on_rating(self, handler: F) -> F:
+        """``handler(RatingNotice)``: the client's score after the conversation."""
+        self._handlers["rating"].append(handler)
+        return handler
+
+    def on_webhook(self, handler: F) -> F:
+        """``handler(WebhookNotice)``: subscribed events (``sipregs_error``)."""
+        self._handlers["webhook"].append(handler)
+        return handler
+
+    def observe(self, observer: Callable[[ParsedRequest | None, Mapping[str, str], bytes, Answer], None]) -> None:
+        """Called with every request and its answer (the parsed request is None when it did not parse)."""
+        self._observers.append(observer)
+
+    # the framework-free core ---------------------------------------------------------------------
+
+    def _check(self, parsed: ParsedRequest, headers: Mapping[str, str], body: bytes) -> Answer | None:
+        if self.crm_token is not None and not hmac.compare_digest(
+                (parsed.crm_token or "").encode("utf-8"), self.crm_token.encode("utf-8")):
+            return Answer(401, {"error": INVALID_TOKEN})
+        if self.signing_secret:
+            signed = any(k.lower() == signing.SIGNATURE_HEADER for k in headers)
+            if parsed.command != "contact" or signed:
+                try:
+                    signing.verify(self.signing_secret, headers, body, tolerance=self.tolerance)
+                except signing.SignatureError as exc:
+                    return Answer(401, {"error": INVALID_SIGNATURE, "detail": str(exc)})
+        return None
+
+    async def handle(self, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """Answer one request; ``headers`` any mapping (case-insensitive lookups are done here)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        parsed: ParsedRequest | None = None
+        try:
+            parsed = parse_request(body, lowered.get("content-type"))
+        except MalformedRequest as exc:
+            answer = Answer(400, {"error": INVALID_PARAMETERS, "detail": str(exc)})
+        else:
+            answer = self._check(parsed, lowered, body) or await self._dispatch(parsed, lowered)
+        for observer in self._observers:
+            observer(parsed, lowered, body, answer)
+        return answer
+
+    async def _dispatch(self, parsed: ParsedRequest, headers: Mapping[str, str]) -> Answer:
+        notice = parsed.notice
+        if isinstance(notice, ContactQuery):
+            if self._contact is None:
+                return Answer(200, {})
+            try:
+                return Answer(200, _contact_body(await _call(self._contact, notice)))
+            except Exception:
+                log.exception("on_contact handler failed")
+                return Answer(500, {"error": "Internal error"})
+        key = headers.get(signing.ID_HEADER) or (notice.id if isinstance(notice, WebhookNotice) else None)
+        if not key:
+            return await self._notify(parsed)
+        while key in self._seen.running:  # the same notification, delivered twice at once
+            await self._seen.running[key].wait()
+        if key in self._seen:
+            return Answer(200, {}, duplicate=True)
+        done = self._seen.running[key] = asyncio.Event()
+        try:
+            answer = await self._notify(parsed)
+            if answer.status < 300:
+                self._seen.add(key)
+            return answer
+        finally:
+            del self._seen.running[key]
+            done.set()
+
+    async def _notify(self, parsed: ParsedRequest) -> Answer:
+        try:
+            for handler in self._handlers[parsed.command]:
+                await _call(handler, parsed.notice)
+        except Exception:
+            log.exception("on_%s handler failed", parsed.command)
+            return Answer(500, {"error": "Internal error"})
+        return Answer(200, {})
+
+    # ASGI ----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "POST":
+            await _respond(send, Answer(405, {"error": "Method Not Allowed"}), allow="POST")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await _respond(send, Answer(413, {"error": "Request entity too large"}))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        await _respond(send, await self.handle(b"".join(chunks), headers))
+
+
+async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], answer: Answer, allow: str = "") -> None:
+    payload = answer.encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if allow:
+        headers.append((b"allow", allow.encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+__all__ = ["Answer", "ContactAnswer", "ContactQuery", "EventNotice", "HistoryNotice", "RatingNotice", "Receiver",
+           "WebhookNotice"]
