@@ -38,7 +38,7 @@ app.add_typer(callerid_app, name="callerid")
 deliveries_app = typer.Typer(help="The CRM delivery log.", no_args_is_help=True)
 app.add_typer(deliveries_app, name="deliveries")
 
-console = Console()
+console = Console(soft_wrap=True)  # long URLs and keys stay on one line, ready to copy
 err = Console(stderr=True)
 T = TypeVar("T")
 

@@ -292,6 +292,22 @@ def test_async_client(server: ServerThread, tenant: Tenant) -> None:
     asyncio.run(main())
 
 
+def test_make_call(pbx: Any, tenant: Tenant) -> None:
+    """Click-to-call (002 §5.1) and legacy makeCall: the PBX places the call and answers its id."""
+    placed = pbx.make_call("+79101234567", user="admin", clid=MAIN, show_phone=True)
+    assert placed.clid == MAIN and tenant.client.get(f"/sim/v1/calls/{placed.callid}").json()["to"] == "79101234567"
+    by_group = pbx.make_call("79101234567", group="hr")
+    assert tenant.client.get(f"/sim/v1/calls/{by_group.callid}").json()["from"] == "hr"
+    with pytest.raises(ValidationError):
+        pbx.make_call("79101234567", user="nobody")
+    callid = pbx.legacy_make_call("707", "+79101234567")
+    assert tenant.client.get(f"/sim/v1/calls/{callid}").json()["kind"] == "outgoing"
+    # the vpbx extension: which numbers and departments ask the client for a score
+    assert pbx.set_rating(telnums=[MAIN], groups=["sales"]).groups == ["sales"]
+    assert pbx.set_rating(groups=[]).model_dump() == {"telnums": [MAIN], "groups": []}
+    assert pbx.get_rating().telnums == [MAIN]
+
+
 def test_every_operation_is_exercised() -> None:
     public = {name for name, _ in inspect.getmembers(Client, inspect.isfunction)
               if not name.startswith("_") and name not in ("request", "close")}

@@ -1,8 +1,7 @@
-"""makeCall (000/001/004 §5.3): written from the documents and spec/README, pending click-to-call.
+"""makeCall (000/001/004 §5.3): written from the documents and spec/README.
 
-The command's parameter handling lives in ``vpbx.api.legacy.make_call``; it is served only once
-``vpbx.services.calls`` (issue 7) exists. Until then these tests fail, and are marked so strictly:
-the day they pass, the mark must go.
+The command's parameter handling lives in ``vpbx.api.legacy.make_call``, the call in
+``vpbx.services.calls`` (click-to-call, issue 7).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from tests.legacy.client import PATH, LegacyClient
 from vpbx.store.tables import Domain, User
 from vpbx.testing.server import ServerThread, Tenant
 
-pytestmark = pytest.mark.xfail(strict=True, reason="click-to-call lands with issue 7")
 INVALID_PARAMETERS = {"error": "Invalid parameters"}
 
 

@@ -161,6 +161,8 @@ def _number(value: str | None, field: str) -> str:
 def _callid(result: Any) -> str:
     if isinstance(result, str):
         return result
+    if isinstance(result, tuple):  # services.calls.make_call: (callid, clid)
+        return str(result[0])
     if isinstance(result, dict):
         return str(result["callid"])
     return str(result.callid)
@@ -170,8 +172,8 @@ async def make_call(ctx: Ctx) -> Response:
     """000/001/004 §5.3: ``user`` (login, extension or direct number), ``phone`` (with or without
     ``+``), optional ``clid``. Answers ``{"CallID", "uuid"}`` (MegaFon clients read the first,
     Gravitel clients the second). Registered only once ``vpbx.services.calls`` (issue 7) exists;
-    the contract assumed here: ``make_call(session, runtime, domain_id, *, user, phone, clid)``
-    returning the call id (a str, or an object/dict with ``callid``)."""
+    the contract: ``make_call(session, runtime, domain_id, *, user, phone, clid)`` returning
+    ``(callid, clid)`` (a str, or an object/dict with ``callid``, are read too)."""
     phone = _number(ctx.get("phone"), "phone")
     clid = _number(ctx.get("clid"), "clid") if ctx.get("clid") is not None else None
     login = await ctx.user(direct_number=True)

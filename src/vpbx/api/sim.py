@@ -22,11 +22,19 @@ router = APIRouter(prefix="/sim/v1", tags=["Simulator"])
 
 class CallIn(BaseModel):
     from_: str = Field(alias="from", description='Client number, "anonymous", or "user:<login|ext>"')
-    to: str = Field(description='A domain number, or "user:<login|ext>" for an internal call')
+    to: str = Field(description='A domain number; "user:<login|ext>" for an internal call; from "user:...", '
+                                'an outside number for an outgoing call')
 
 
 class PartyIn(BaseModel):
     user: str | None = None
+
+
+class RejectIn(BaseModel):
+    user: str | None = Field(None, description="The employee who declines; without it, the client of an outgoing "
+                                               "call refuses")
+    reason: Literal["busy", "unavailable", "notfound"] | None = Field(
+        None, description="How the client's side refuses an outgoing call (Busy, NotAvailable, NotFound)")
 
 
 class HangupIn(BaseModel):
@@ -35,6 +43,10 @@ class HangupIn(BaseModel):
 
 class DtmfIn(BaseModel):
     digits: str = Field(min_length=1, max_length=32)
+
+
+class RateIn(BaseModel):
+    rating: int = Field(ge=1, le=5, description="The client's score")
 
 
 class TransferIn(BaseModel):
@@ -85,7 +97,8 @@ async def _view_flushed(runtime: Runtime, principal: Principal, callid: str) -> 
     return _view(runtime, principal, callid)
 
 
-@router.post("/calls", status_code=201, summary="Dial: a client calls a domain number, or an internal call")
+@router.post("/calls", status_code=201,
+             summary="Dial: a client calls a domain number, an employee calls an outside number, or an internal call")
 async def create_call(body: CallIn, principal: Principal = Depends(authenticate),
                       runtime: Runtime = Depends(get_runtime)) -> Response:
     engine = _engine(runtime)
@@ -93,9 +106,10 @@ async def create_call(body: CallIn, principal: Principal = Depends(authenticate)
         domain = await tenancy.get_domain(session, principal.domain_name)
     try:
         if body.from_.startswith("user:"):
-            if not body.to.startswith("user:"):
-                raise ApiError(400, "Outgoing calls are not simulated yet: dial user:<login|ext>")
-            call = await engine.internal(domain, body.from_[5:], body.to[5:])
+            if body.to.startswith("user:"):
+                call = await engine.internal(domain, body.from_[5:], body.to[5:])
+            else:
+                call = await engine.outgoing(domain, body.from_[5:], body.to)
         else:
             call = await engine.incoming(domain, body.from_, body.to)
     except CallError as exc:
@@ -123,25 +137,29 @@ def _view(runtime: Runtime, principal: Principal, callid: str) -> Response:
     return json_response(_engine(runtime).get(principal.domain_id, callid).view())
 
 
-@router.post("/calls/{callid}/answer", summary="An employee picks up a ringing leg")
+@router.post("/calls/{callid}/answer",
+             summary="An employee picks up a ringing leg; without user, the client of an outgoing call answers")
 async def answer(callid: str, body: PartyIn, principal: Principal = Depends(authenticate),
                  runtime: Runtime = Depends(get_runtime)) -> Response:
     engine = _engine(runtime)
     await _guard(_check(engine, principal, callid))
-    if not body.user:
+    who = body.user or _client_of(engine, principal, callid)
+    if not who:
         raise ApiError(400, "user: who answers")
-    await _guard(engine.answered(callid, body.user))
+    await _guard(engine.answered(callid, who))
     return await _view_flushed(runtime, principal, callid)
 
 
-@router.post("/calls/{callid}/reject", summary="An employee declines (busy)")
-async def reject(callid: str, body: PartyIn, principal: Principal = Depends(authenticate),
+@router.post("/calls/{callid}/reject",
+             summary="An employee declines (busy); without user, the client of an outgoing call refuses")
+async def reject(callid: str, body: RejectIn, principal: Principal = Depends(authenticate),
                  runtime: Runtime = Depends(get_runtime)) -> Response:
     engine = _engine(runtime)
     await _guard(_check(engine, principal, callid))
-    if not body.user:
+    who = body.user or _client_of(engine, principal, callid)
+    if not who:
         raise ApiError(400, "user: who declines")
-    await _guard(engine.rejected(callid, body.user))
+    await _guard(engine.rejected(callid, who, body.reason))
     return await _view_flushed(runtime, principal, callid)
 
 
@@ -161,6 +179,14 @@ async def dtmf(callid: str, body: DtmfIn, principal: Principal = Depends(authent
     return await _view_flushed(runtime, principal, callid)
 
 
+@router.post("/calls/{callid}/rate",
+             summary="The client's score after the conversation, when the number or department asks for one")
+async def rate(callid: str, body: RateIn, principal: Principal = Depends(authenticate),
+               runtime: Runtime = Depends(get_runtime)) -> Response:
+    await _guard(_engine(runtime).rate(principal.domain_id, callid, body.rating))
+    return await _view_flushed(runtime, principal, callid)
+
+
 @router.post("/calls/{callid}/transfer",
              summary="Blind transfer to an employee, a department (id or extension) or an outside number")
 async def transfer(callid: str, body: TransferIn, principal: Principal = Depends(authenticate),
@@ -169,6 +195,12 @@ async def transfer(callid: str, body: TransferIn, principal: Principal = Depends
         raise ApiError(400, "Only blind transfers are simulated yet")
     await _guard(_engine(runtime).transfer(principal.domain_id, callid, body.user, body.to))
     return await _view_flushed(runtime, principal, callid)
+
+
+def _client_of(engine: CallEngine, principal: Principal, callid: str) -> str:
+    """The client's party on an outgoing call ("" on other calls)."""
+    call = engine.get(principal.domain_id, callid)
+    return f"ext:{call.dialed}" if call.kind == "outgoing" else ""
 
 
 async def _check(engine: CallEngine, principal: Principal, callid: str) -> None:

@@ -26,6 +26,7 @@ from vpbx.schemas import (
     blacklist,
     branches,
     callerids,
+    calls,
     domain,
     groups,
     media,
@@ -176,6 +177,29 @@ class AsyncClient:
         """4.4 Internal history, one call at a time."""
         return self._items("/history/inner/json", query(start=start, end=end, period=period, type=type,
                                                         limit=limit, user=user))
+
+    # 5. Исходящий звонок -----------------------------------------------------------------------
+
+    async def make_call(self, phone: str, *, user: str | None = None, group: str | None = None,
+                        clid: str | None = None, show_phone: bool = False) -> calls.MakeCallOut:
+        """Click-to-call: ring the employee (login or extension) or the department first, then ``phone``."""
+        body = {"phone": phone, "user": user, "group": group, "clid": clid, "show_phone": show_phone}
+        return await self._one(calls.MakeCallOut, "POST", "/makecall",
+                               json={k: v for k, v in body.items() if v is not None})
+
+    async def get_rating(self) -> calls.RatingOut:
+        """vpbx extension: the numbers and departments that ask the client for a score after the call."""
+        return await self._one(calls.RatingOut, "GET", "/rating")
+
+    async def set_rating(self, *, telnums: Iterable[str] | None = None,
+                         groups: Iterable[str] | None = None) -> calls.RatingOut:
+        """Replace the numbers and/or the departments that ask for a score (None: unchanged)."""
+        body: dict[str, list[str]] = {}
+        if telnums is not None:
+            body["telnums"] = list(telnums)
+        if groups is not None:
+            body["groups"] = list(groups)
+        return await self._one(calls.RatingOut, "PUT", "/rating", json=body)
 
     # 6. Сотрудники ------------------------------------------------------------------------------
 
@@ -572,6 +596,11 @@ class AsyncClient:
             async for line in response.aiter_lines():
                 if line:
                     yield line
+
+    async def legacy_make_call(self, user: str, phone: str, clid: str | None = None) -> str:
+        """``makeCall``: ``user`` (login, extension or direct number) is rung first, then ``phone``; the call id."""
+        answer = decode(await self._legacy("makeCall", user=user, phone=phone, clid=clid))
+        return str(answer["CallID"])
 
     async def legacy_subscribe_on_calls(self, user: str, on: bool, group: str | None = None) -> None:
         """``subscribeOnCalls``: in ``group`` (sent as both ``group_id`` of 000 and ``group`` of 004), else in all."""

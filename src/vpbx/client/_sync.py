@@ -26,6 +26,7 @@ from vpbx.schemas import (
     blacklist,
     branches,
     callerids,
+    calls,
     domain,
     groups,
     media,
@@ -175,6 +176,29 @@ class Client:
         """4.4 Internal history, one call at a time."""
         return self._items("/history/inner/json", query(start=start, end=end, period=period, type=type,
                                                         limit=limit, user=user))
+
+    # 5. Исходящий звонок -----------------------------------------------------------------------
+
+    def make_call(self, phone: str, *, user: str | None = None, group: str | None = None,
+                        clid: str | None = None, show_phone: bool = False) -> calls.MakeCallOut:
+        """Click-to-call: ring the employee (login or extension) or the department first, then ``phone``."""
+        body = {"phone": phone, "user": user, "group": group, "clid": clid, "show_phone": show_phone}
+        return self._one(calls.MakeCallOut, "POST", "/makecall",
+                               json={k: v for k, v in body.items() if v is not None})
+
+    def get_rating(self) -> calls.RatingOut:
+        """vpbx extension: the numbers and departments that ask the client for a score after the call."""
+        return self._one(calls.RatingOut, "GET", "/rating")
+
+    def set_rating(self, *, telnums: Iterable[str] | None = None,
+                         groups: Iterable[str] | None = None) -> calls.RatingOut:
+        """Replace the numbers and/or the departments that ask for a score (None: unchanged)."""
+        body: dict[str, list[str]] = {}
+        if telnums is not None:
+            body["telnums"] = list(telnums)
+        if groups is not None:
+            body["groups"] = list(groups)
+        return self._one(calls.RatingOut, "PUT", "/rating", json=body)
 
     # 6. Сотрудники ------------------------------------------------------------------------------
 
@@ -571,6 +595,11 @@ class Client:
             for line in response.iter_lines():
                 if line:
                     yield line
+
+    def legacy_make_call(self, user: str, phone: str, clid: str | None = None) -> str:
+        """``makeCall``: ``user`` (login, extension or direct number) is rung first, then ``phone``; the call id."""
+        answer = decode(self._legacy("makeCall", user=user, phone=phone, clid=clid))
+        return str(answer["CallID"])
 
     def legacy_subscribe_on_calls(self, user: str, on: bool, group: str | None = None) -> None:
         """``subscribeOnCalls``: in ``group`` (sent as both ``group_id`` of 000 and ``group`` of 004), else in all."""

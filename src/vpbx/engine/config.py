@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from vpbx.domain import blacklist as blacklist_rules
 from vpbx.runtime import Runtime
-from vpbx.services import blacklist, numbers
+from vpbx.services import blacklist, numbers, ratings
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
@@ -47,7 +47,8 @@ class ConfigCache:
         sync_class = getattr(runtime.sessions, "sync_session_class", None) or Session
         self._listener_target = sync_class
         self._listeners = (("before_flush", self._before_flush), ("do_orm_execute", self._on_execute),
-                           ("after_commit", self._after_commit))
+                           ("after_commit", self._after_commit),
+                           ("after_transaction_end", self._after_transaction_end))
         for name, fn in self._listeners:
             event.listen(sync_class, name, fn)
 
@@ -70,8 +71,13 @@ class ConfigCache:
             state.session.info[CHANGED] = True
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(CHANGED, False) and not session.info.get(ENGINE_WRITES):
+        # Read, not popped: every cache in the process (one per server: tests run several) must see it.
+        if session.info.get(CHANGED, False) and not session.info.get(ENGINE_WRITES):
             self.clear()
+
+    def _after_transaction_end(self, session: Session, transaction: Any) -> None:
+        if transaction.parent is None:  # the outermost transaction is over (after every cache's after_commit)
+            session.info.pop(CHANGED, None)
 
     def clear(self) -> None:
         self._data.clear()
@@ -115,4 +121,16 @@ class ConfigCache:
         else:
             self.hits += 1
         found: tuple[Group | None, Sequence[tuple[GroupMember, User]]] = self._data[key]
+        return found
+
+    async def rating(self, session: AsyncSession, domain_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        """The numbers and the departments that ask callers for a score (``services.ratings``)."""
+        self._fresh()
+        key = ("rating", domain_id)
+        if key not in self._data:
+            self.misses += 1
+            self._data[key] = await ratings.asking(session, domain_id)
+        else:
+            self.hits += 1
+        found: tuple[frozenset[str], frozenset[str]] = self._data[key]
         return found

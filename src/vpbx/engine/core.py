@@ -3,7 +3,9 @@
 Incoming external calls follow /work/shared/design/call-flows.md ("Incoming external call"):
 admission, contact lookup, greeting, route by time, targets (user, group with its ring strategy,
 telnum, ivr, closed message), timeout targets, events, and at the end ONE transaction holding the
-history row and the call's last notifications. Internal calls leave internal history only.
+history row and the call's last notifications. Internal calls leave internal history only. Outgoing
+external calls ("Outgoing external call": from a device, or click-to-call that rings the employee first)
+check the restrictions, choose the caller ID, send OUTGOING and end with an ``out`` history row.
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ from vpbx.engine import records
 from vpbx.engine.config import ENGINE_WRITES, ConfigCache
 from vpbx.engine.model import Call, Leg
 from vpbx.notify import service as notifier
-from vpbx.notify.payloads import PBX_USER, CallStatus, ContactQuery, EventNotice, EventType, HistoryNotice, Notice
+from vpbx.notify.payloads import (
+    PBX_USER,
+    CallStatus,
+    ContactQuery,
+    EventNotice,
+    EventType,
+    HistoryNotice,
+    Notice,
+    RatingNotice,
+)
 from vpbx.runtime import Runtime
-from vpbx.services import blacklist, numbers
+from vpbx.services import blacklist, callerids, numbers, restrictions
 from vpbx.services import settings as settings_service
 from vpbx.store.repositories import directory as repo
 from vpbx.store.repositories import numbers as numbers_repo
@@ -42,10 +53,15 @@ USER_RING_SECONDS = 60  # a personal call rings this long, then voicemail
 STAGE_RING_SECONDS = 20  # a stage with more to try after it (the CRM's responsible, its fallback) rings less
 IVR_TIMEOUT_SECONDS = 10.0
 VOICEMAIL_SECONDS = 60.0
+RATING_SECONDS = 10.0  # the client hears the rating question this long after the employee hangs up
+RATINGS = range(1, 6)
 MAX_HOPS = 5
 FLUSH_LINGER = 0.005  # seconds the real clock waits for more steps before a flush
 FLUSH_QUEUE = 2000  # queued steps that start a flush at once
 KEEP_ENDED = 10_000
+# Outgoing outcomes that count as "employees called and could not reach the client" (4.2 missedStatus 4).
+UNREACHED = frozenset({CallStatus.MISSED, CallStatus.BUSY, CallStatus.NOT_AVAILABLE, CallStatus.CANCEL})
+CLIENT_REFUSALS = {"busy": CallStatus.BUSY, "unavailable": CallStatus.NOT_AVAILABLE, "notfound": CallStatus.NOT_FOUND}
 
 
 class CallError(Exception):
@@ -135,6 +151,8 @@ class CallEngine:
         records: dict[int, settings_service.RecordConfig] = {}
         rotation: dict[int, int] = {}  # department pk -> the member who took its last call in this batch
         answered: list[dict[str, Any]] = []  # clients answered: their earlier missed calls are settled
+        reached: list[dict[str, Any]] = []  # clients an employee called and reached (missedStatus 2)
+        unreached: list[dict[str, Any]] = []  # clients an employee called and could not reach (missedStatus 4)
         history: list[dict[str, Any]] = []  # call_history rows, inserted at once
         async with self.rt.sessions() as session:
             session.info[ENGINE_WRITES] = True
@@ -149,10 +167,18 @@ class CallEngine:
                     if call.kind == "internal":
                         await self._write_internal(session, call, w.status, records[call.domain_id])
                         continue
-                    await self._write_incoming(session, call, w.status, notices, records[call.domain_id], rotation,
-                                               history)
-                    if w.status is CallStatus.SUCCESS and call.caller != "anonymous":
-                        answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
+                    if call.kind == "outgoing":
+                        await self._write_outgoing(session, call, w.status, notices, records[call.domain_id],
+                                                   history)
+                        if w.status is CallStatus.SUCCESS:
+                            reached.append({"d": call.domain_id, "c": call.dialed, "t": call.started})
+                        elif call.dialled and w.status in UNREACHED:
+                            unreached.append({"d": call.domain_id, "c": call.dialed, "t": call.started})
+                    else:
+                        await self._write_incoming(session, call, w.status, notices, records[call.domain_id],
+                                                   rotation, history)
+                        if w.status is CallStatus.SUCCESS and call.caller != "anonymous":
+                            answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
                 integration = integrations[call.domain_id]
                 if integration is None:
                     continue
@@ -168,6 +194,13 @@ class CallEngine:
                 await session.execute(update(table).where(
                     h.domain_id == bindparam("d"), h.client == bindparam("c"), h.missed_status.between(3, 4),
                     h.start < bindparam("t")).values(missed_status=1), answered)
+            for rows, old, new in ((reached, (3, 4), 2), (unreached, (3, 3), 4)):  # call-flows "Missed-call follow-up"
+                if rows:
+                    table = cast(Table, CallRecord.__table__)
+                    h = table.c
+                    await session.execute(update(table).where(
+                        h.domain_id == bindparam("d"), h.client == bindparam("c"), h.type == "in",
+                        h.missed_status.between(*old), h.start <= bindparam("t")).values(missed_status=new), rows)
             for pk, user_id in rotation.items():
                 await session.execute(update(Group).where(Group.id == pk).values(last_answered_user_id=user_id))
             await session.commit()
@@ -475,7 +508,7 @@ class CallEngine:
         leg.state = "ended"
         call.legs.pop(leg.party, None)
         self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
-        if leg.person.startswith("ext:") or self._legs_of(call, leg.person):
+        if call.kind == "outgoing" or leg.person.startswith("ext:") or self._legs_of(call, leg.person):
             return None
         return self._event(call, EventType.CANCELLED, leg)
 
@@ -491,6 +524,9 @@ class CallEngine:
         if call is None:
             raise CallError(404, "Not found")
         async with call.lock:
+            if call.kind == "outgoing":
+                await self._out_answered(call, party)
+                return
             leg = call.legs.get(party)
             if leg is None:
                 found = self._find_leg(call, party)  # "ivan" answers the mobile leg that rings for him
@@ -533,11 +569,14 @@ class CallEngine:
                     self._queue.append(_Write(other, list(found), None, self.now()))
                     self._kick()
 
-    async def rejected(self, callid: str, party: str) -> None:
+    async def rejected(self, callid: str, party: str, reason: str | None = None) -> None:
         call = self.live.get(callid)
         if call is None:
             raise CallError(404, "Not found")
         async with call.lock:
+            if call.kind == "outgoing":
+                await self._out_rejected(call, party, reason)
+                return
             leg = call.legs.get(party) or self._find_leg(call, party)
             if leg is None or leg.state != "ringing":
                 raise CallError(409, f"{party} is not ringing on this call")
@@ -559,9 +598,12 @@ class CallEngine:
         if call is None:
             raise CallError(404, "Not found")
         async with call.lock:
+            if call.kind == "outgoing":
+                await self._out_hung_up(call, party)
+                return
             if (party in ("client", call.caller) and call.kind == "incoming") or (
                     call.kind == "internal" and party == call.caller):
-                if call.state == "talking":
+                if call.state in ("talking", "rating"):
                     await self._finish(call, CallStatus.SUCCESS)
                 else:
                     if call.state == "greeting":
@@ -572,8 +614,12 @@ class CallEngine:
             leg = self._find_leg(call, party)
             if leg is None:
                 raise CallError(409, f"{party} is not on this call")
-            if leg.state == "talking":
+            if leg.state == "talking" and call.kind == "incoming" and await self._asks_rating(call):
+                await self._ask_rating(call, leg)
+            elif leg.state == "talking":
                 await self._finish(call, CallStatus.SUCCESS)
+            elif leg.state == "ended":
+                raise CallError(409, f"{party} is not on this call")
             else:
                 notice = self._end_leg(call, leg)
                 if call.kind == "incoming" and notice is not None:
@@ -583,9 +629,48 @@ class CallEngine:
         call = self.get(domain_id, callid)
         async with call.lock:
             for digit in digits:
+                if call.state == "rating" and digit.isdigit() and int(digit) in RATINGS:
+                    await self._rate(call, int(digit))
                 if call.state != "ivr":
                     break
                 await self._ivr_pick(call, digit)
+
+    # --- ratings (002 §2.4) ----------------------------------------------------------------------
+
+    async def _asks_rating(self, call: Call) -> bool:
+        async with self.rt.sessions() as session:
+            telnums, groups = await self.config.rating(session, call.domain_id)
+        return bool(call.diversion and call.diversion in telnums) or bool(call.group_id and call.group_id in groups)
+
+    async def _ask_rating(self, call: Call, leg: Leg) -> None:
+        """The employee hung up; the client stays to hear the rating question (``services.ratings``)."""
+        now = self.now()
+        notices: list[Notice] = [self._event(call, EventType.COMPLETED, leg)]
+        leg.state = "ended"
+        self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
+        self.busy.discard((call.domain_id, leg.person))
+        call.state, call.talk_end = "rating", now
+        call.announcements.append("rating")
+        await self._commit_notices(call, notices)
+        self._later(call, RATING_SECONDS, lambda: self._finish(call, CallStatus.SUCCESS))
+
+    async def _rate(self, call: Call, rating: int) -> None:
+        leg = call.answer_leg
+        call.rating = rating
+        await self._commit_notices(call, [RatingNotice(
+            phone=call.caller, callid=call.callid, rating=rating, user=leg.person if leg else (call.answered_by or ""),
+            ext=(leg.ext or None) if leg else None)])
+        await self._finish(call, CallStatus.SUCCESS)
+
+    async def rate(self, domain_id: int, callid: str, rating: int) -> None:
+        """The client's score (the simulator's ``rate``), while the call asks for it."""
+        call = self.get(domain_id, callid)
+        async with call.lock:
+            if call.state != "rating":
+                raise CallError(409, "The call does not ask for a rating")
+            if rating not in RATINGS:
+                raise CallError(400, "rating: 1 to 5")
+            await self._rate(call, rating)
 
     async def transfer(self, domain_id: int, callid: str, by: str, to: str) -> None:
         """Blind transfer of a talking call to an employee (login or extension), a department (id or
@@ -595,6 +680,8 @@ class CallEngine:
             leg = self._find_leg(call, by)
             if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:"):
                 raise CallError(409, f"{by} is not talking on this call")
+            if call.kind == "outgoing":
+                raise CallError(409, "Transfers of outgoing calls are not simulated yet")
             target = await self._load_user(domain_id, to)
             group: Group | None = None
             number = ""
@@ -633,6 +720,182 @@ class CallEngine:
                 return
             await self._start_ring(call, target)
             self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.SUCCESS))
+
+    # --- outgoing external calls -----------------------------------------------------------------
+
+    def _new_outgoing(self, domain: Domain, caller: str, number: str) -> Call:
+        return Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name, timezone=domain.timezone,
+                    kind="outgoing", caller=caller, dialed=number, started=self.now())
+
+    async def outgoing(self, domain: Domain, who: str, to: str) -> Call:
+        """Employee ``who`` (login or extension) dials the outside number ``to`` from a device: restrictions
+        (not allowed: ``NotAllowed``, nothing dialled), the caller ID, OUTGOING, then the client's outcome."""
+        user = await self._load_user(domain.id, who)
+        if user is None:
+            raise CallError(404, "Not found")
+        try:
+            number = normalize_number(to)
+        except InvalidNumber:
+            raise CallError(400, "to: not a phone number") from None
+        call = self._new_outgoing(domain, user.login, number)
+        leg = Leg(party=user.login, name=user.name, ext=user.ext, telnum=user.telnum, state="talking",
+                  since=call.started, user_id=user.id)
+        call.legs[user.login], call.agent = leg, leg
+        call.talkers.append(user.login)
+        self.busy.add((domain.id, user.login))
+        self.live[call.callid] = call
+        async with self.rt.sessions() as session:
+            allowed = await restrictions.may_dial(session, domain.id, user.login, number)
+            clid = await callerids.caller_id_for(session, domain.id, number, login=user.login) if allowed else ""
+        async with call.lock:
+            call.diversion = clid
+            if allowed:
+                await self._dial_client(call)
+            else:
+                await self._finish(call, CallStatus.NOT_ALLOWED)
+        return call
+
+    async def make_call(self, domain: Domain, number: str, *, clid: str, user: User | None = None,
+                        group: Group | None = None, show_phone: bool = False) -> Call:
+        """Click-to-call (002 §5.1, call-flows step 4): ring the employee (or the department, by its strategy)
+        first; when someone answers, dial the client. Nobody answering ends the call as ``Cancel``, with no
+        dial to the client. The caller has checked the employee, the number, the restrictions and ``clid``."""
+        assert user is not None or group is not None
+        call = self._new_outgoing(domain, user.login if user is not None else (group.group_id if group else ""),
+                                  number)
+        call.diversion, call.phase, call.state = clid, "agent", "ringing"
+        call.caller_name = number if show_phone else None  # show_phone: the client's number on the device
+        self.live[call.callid] = call
+        async with call.lock:
+            if user is not None:
+                if not self._can_take(call, user):
+                    call.rung.append(user.login)
+                    await self._finish(call, CallStatus.CANCEL)
+                    return call
+                await self._start_ring(call, user)
+                self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.CANCEL))
+            elif group is not None:
+                await self._ring_agents(call, group)
+        return call
+
+    async def _ring_agents(self, call: Call, group: Group) -> None:
+        async with self.rt.sessions() as session:
+            _, members = await self.config.group(session, call.domain_id, group.group_id)
+        call.group_id, call.group_name, call.group_pk = group.group_id, group.name, group.id
+        users = {u.id: (u, m.calls_enable) for m, u in members}
+        plan = ringing.plan(
+            group.call_order,
+            [ringing.Member(u.id, self._can_take(call, u, m.calls_enable)) for m, u in members],
+            call_duration=group.call_duration, timeout=group.timeout_time,
+            last_answered=self.last_answered.get(group.id, group.last_answered_user_id))
+        if not plan:
+            await self._finish(call, CallStatus.CANCEL)
+            return
+        for r in plan:
+            user, enabled = users[int(str(r.key))]
+            if r.at <= 0:
+                await self._ring_slot_start(call, user, enabled)()
+            else:
+                self._later(call, r.at, self._ring_slot_start(call, user, enabled))
+            self._later(call, r.until, self._ring_slot_end(call, user.login))
+        self._later(call, group.timeout_time, lambda: self._finish(call, CallStatus.CANCEL))
+
+    async def _dial_client(self, call: Call) -> None:
+        """OUTGOING for the employee, then the client's phone rings; no answer in time is ``Missed``."""
+        call.phase, call.state, call.dialled = "client", "ringing", True
+        await self._commit_notices(call, [self._out_event(call, EventType.OUTGOING)])
+        self._open_leg(call, f"ext:{call.dialed}", name=call.dialed)
+        self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
+
+    def _out_event(self, call: Call, kind: EventType) -> EventNotice:
+        agent = call.agent
+        assert agent is not None
+        call.events.append((kind.value, agent.person))
+        return EventNotice(type=kind, callid=call.callid, phone=call.dialed, user=agent.person, direction="out",
+                           diversion=call.diversion or None, groupRealName=call.group_name or None,
+                           ext=agent.ext or None, telnum=agent.telnum or None)
+
+    def _client_leg(self, call: Call, party: str) -> Leg | None:
+        """The client's leg, named ``client``, its number, or ``ext:<number>``."""
+        if party not in ("client", call.dialed, f"ext:{call.dialed}"):
+            return None
+        leg = call.legs.get(f"ext:{call.dialed}")
+        return leg if leg is not None and not leg.owner else None
+
+    def _agent_leg(self, call: Call, party: str) -> Leg | None:
+        """A leg of the employee side: the agent's, or (makecall) one ringing for an employee."""
+        if call.agent is not None and party in (call.agent.party, call.agent.person):
+            return call.agent
+        leg = self._find_leg(call, party)
+        if leg is None:
+            return None
+        return leg if leg.person != f"ext:{call.dialed}" or leg.owner else None
+
+    async def _out_answered(self, call: Call, party: str) -> None:
+        if call.phase == "agent":
+            leg = self._agent_leg(call, party)
+            if leg is None or leg.state != "ringing":
+                raise CallError(409, f"{party} is not ringing on this call")
+            call.cancel_timers()
+            for other in list(call.legs.values()):
+                if other is not leg and other.state == "ringing":
+                    self._end_leg(call, other)
+            person = leg.person
+            leg.state, leg.since = "talking", self.now()
+            call.agent, call.caller = leg, person
+            call.talkers.append(person)
+            self.busy.add((call.domain_id, person))
+            self._stop_elsewhere(call, person)
+            self.rt.telephony.connected(call.domain_id, call.callid, leg.party)
+            if call.group_id:  # a department's call: the member who picked up is the one calling
+                async with self.rt.sessions() as session:
+                    allowed = await restrictions.may_dial(session, call.domain_id, person, call.dialed)
+                if not allowed:
+                    await self._finish(call, CallStatus.NOT_ALLOWED)
+                    return
+            await self._dial_client(call)
+            return
+        client = self._client_leg(call, party)
+        if call.phase != "client" or client is None or client.state != "ringing":
+            raise CallError(409, f"{party} is not ringing on this call")
+        call.cancel_timers()
+        now = self.now()
+        client.state, client.since = "talking", now
+        call.state, call.phase, call.answered_at, call.answered_by = "talking", "talking", now, client.party
+        self.rt.telephony.connected(call.domain_id, call.callid, client.party)
+        await self._commit_notices(call, [self._out_event(call, EventType.ACCEPTED)])
+
+    async def _out_rejected(self, call: Call, party: str, reason: str | None) -> None:
+        client = self._client_leg(call, party)
+        if client is not None and call.phase == "client" and client.state == "ringing":
+            await self._finish(call, CLIENT_REFUSALS.get(reason or "busy", CallStatus.BUSY))
+            return
+        leg = self._agent_leg(call, party)
+        if call.phase != "agent" or leg is None or leg.state != "ringing":
+            raise CallError(409, f"{party} is not ringing on this call")
+        self._end_leg(call, leg)
+        if not call.group_id:  # the employee declined their own click-to-call
+            await self._finish(call, CallStatus.CANCEL)
+
+    async def _out_hung_up(self, call: Call, party: str) -> None:
+        client = self._client_leg(call, party)
+        if client is not None:
+            if call.phase == "talking":
+                await self._finish(call, CallStatus.SUCCESS)
+            elif client.state == "ringing":  # declined: the PBX hears busy
+                await self._finish(call, CallStatus.BUSY)
+            return
+        leg = self._agent_leg(call, party)
+        if leg is None:
+            raise CallError(409, f"{party} is not on this call")
+        if call.phase == "talking":
+            await self._finish(call, CallStatus.SUCCESS)
+        elif call.phase == "client" and leg is call.agent:  # the employee gave up before the client answered
+            await self._finish(call, CallStatus.CANCEL)
+        elif leg.state == "ringing":
+            self._end_leg(call, leg)
+            if not call.group_id:
+                await self._finish(call, CallStatus.CANCEL)
 
     # --- internal calls --------------------------------------------------------------------------
 
@@ -685,11 +948,13 @@ class CallEngine:
                 self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
             self.busy.discard((call.domain_id, leg.person))
         self.busy.discard((call.domain_id, call.caller))
+        if call.kind == "outgoing" and call.dialled and call.agent is not None:  # the employee's card closes
+            notices.append(self._out_event(call, EventType.COMPLETED if call.answered_at else EventType.CANCELLED))
         call.state, call.status, call.ended_at = "ended", status.value, now
         if call.kind == "incoming" and status is CallStatus.SUCCESS and call.group_pk is not None \
                 and call.answered_by and not call.answered_by.startswith("ext:"):
             self._remember_answerer(call)
-        self._queue.append(_Write(call, notices if call.kind == "incoming" else [], status, now))
+        self._queue.append(_Write(call, notices if call.kind != "internal" else [], status, now))
         self._kick()
         self._keep(call)
 
@@ -731,7 +996,7 @@ class CallEngine:
         user_fields = answerer or (await self._user_fields(session, call.domain_id, last_rung)
                                    if last_rung and not call.group_id else {})
         wait = _seconds(call.started, call.answered_at or call.ended_at)
-        duration = _seconds(call.answered_at, call.ended_at) if success else 0
+        duration = _seconds(call.answered_at, call.talk_end or call.ended_at) if success else 0
         first = call.first_answered
         link = self._record_link(call, record, external=True) if success and answered else ""
         history.append(dict(
@@ -741,7 +1006,7 @@ class CallEngine:
             first_login=first.person if first else "", first_name=first.name if first else "",
             group_id=call.group_id, group_name=call.group_name, diversion=call.diversion,
             telnum_name=call.telnum_name, start=call.started, wait=wait, duration=duration, link=link,
-            rating=None, missed_status=missed, note=""))
+            rating=call.rating, missed_status=missed, note=""))
         if success and call.group_pk is not None and answerer.get("id") is not None:
             rotation[call.group_pk] = answerer["id"]
         hist_user = answerer.get("login") or (PBX_USER if external else last_rung) or PBX_USER
@@ -750,8 +1015,32 @@ class CallEngine:
             type="in", user=hist_user, phone=call.caller, start=call.started, duration=duration, callid=call.callid,
             status=status, diversion=call.diversion or None, ext=ext_of or None,
             groupRealName=call.group_name or None, telnum=answerer.get("telnum") or None, link=link or None,
-            telnum_name=call.telnum_name or None, rating=None, wait=wait,
+            telnum_name=call.telnum_name or None, rating=call.rating, wait=wait,
             missedStatus=str(missed) if missed is not None else None, group=call.group_id or None))
+
+    async def _write_outgoing(self, session: AsyncSession, call: Call, status: CallStatus,
+                              notices: list[Notice], record: settings_service.RecordConfig,
+                              history: list[dict[str, Any]]) -> None:
+        """An outgoing call's ``out`` history row; ``diversion`` (the CSV's ``via``) is the caller ID used."""
+        success = status is CallStatus.SUCCESS and call.answered_at is not None
+        fields = _leg_fields(call.agent) if call.agent is not None else \
+            await self._user_fields(session, call.domain_id, call.rung[-1] if call.rung and not call.group_id else "")
+        wait = _seconds(call.started, call.answered_at or call.ended_at)
+        duration = _seconds(call.answered_at, call.ended_at) if success else 0
+        link = self._record_link(call, record, external=True) if success else ""
+        login = fields.get("login", "")
+        history.append(dict(
+            domain_id=call.domain_id, callid=call.callid, type="out", status=status.value, destination="",
+            client=call.dialed, user_login=login, user_name=fields.get("name", ""),
+            user_ext=fields.get("ext", ""), user_telnum=fields.get("telnum", ""),
+            first_login=login if call.agent is not None else "", first_name=fields.get("name", "") if login else "",
+            group_id=call.group_id, group_name=call.group_name, diversion=call.diversion, telnum_name="",
+            start=call.started, wait=wait, duration=duration, link=link, rating=None, missed_status=None, note=""))
+        notices.append(HistoryNotice(
+            type="out", user=login or PBX_USER, phone=call.dialed, start=call.started, duration=duration,
+            callid=call.callid, status=status, diversion=call.diversion or None, ext=fields.get("ext") or None,
+            groupRealName=call.group_name or None, telnum=fields.get("telnum") or None, link=link or None,
+            wait=wait, group=call.group_id or None))
 
     def _record_link(self, call: Call, config: settings_service.RecordConfig, *, external: bool) -> str:
         """Call-flows step 9: recorded when recording is on for the call's kind (12.5) and no employee

@@ -36,11 +36,12 @@ class Call:
     domain_id: int
     domain_name: str
     timezone: str
-    kind: str  # incoming | internal
-    caller: str  # client number, or the calling employee's login
-    dialed: str  # the domain's number, or the called employee
+    kind: str  # incoming | internal | outgoing
+    caller: str  # client number, or the calling employee's login (outgoing: the employee, or the department)
+    dialed: str  # the domain's number, the called employee, or the client an outgoing call dials
     started: datetime
-    state: str = "routing"  # routing | greeting | ivr | ringing | talking | voicemail | message | ended | refused
+    # routing | greeting | ivr | ringing | talking | rating | voicemail | message | ended | refused
+    state: str = "routing"
     caller_name: str | None = None
     diversion: str = ""
     telnum_name: str = ""
@@ -69,6 +70,12 @@ class Call:
     announcements: list[str] = field(default_factory=list)
     talkers: list[str] = field(default_factory=list)  # employees who talked on the call, in order
     link: str = ""
+    # Outgoing calls: ``agent`` rings first (makecall), ``client`` is the outside number dialled after.
+    phase: str = ""  # agent | client | talking
+    agent: Leg | None = None  # the employee placing the call (the one who picked up, for a department)
+    dialled: bool = False  # the client's number was dialled (OUTGOING sent)
+    rating: int | None = None  # the client's score (002 §2.4), when the number or department asked for one
+    talk_end: datetime | None = None  # the employee hung up (the client may still be rating the call)
 
     def cancel_timers(self) -> None:
         for t in self.timers:
@@ -95,6 +102,8 @@ class Call:
             "queue_position": self.queue_position,
             "announcements": list(self.announcements),
             "link": self.link or None,
+            "phase": self.phase or None,
+            "rating": self.rating,
             "legs": [
                 {"party": leg.party, "name": leg.name, "state": leg.state, "owner": leg.owner or None,
                  "since": iso(leg.since) if leg.since else None, "caller_name": leg.caller_name}

@@ -7,11 +7,12 @@ number that is the domain's and enabled; one that stops being so is skipped when
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vpbx.domain.callerid import CallerIdConfig, CallerIdMode, RegionalCallerId
+from vpbx.domain.callerid import CallerIdConfig, CallerIdMode, RegionalCallerId, choose_caller_id
 from vpbx.domain.phone import InvalidNumber, normalize_number
 from vpbx.domain.regions import REGIONS, REGIONS_BY_ID, region_for_number
 from vpbx.services import settings
@@ -162,3 +163,15 @@ async def home_region(session: AsyncSession, domain_id: int) -> int | None:
         if region is not None:
             return region.id
     return None
+
+
+async def caller_id_for(session: AsyncSession, domain_id: int, client: str, *, login: str | None = None,
+                        groups: Sequence[str] | None = None, clid: str | None = None) -> str:
+    """The caller ID an outgoing call to ``client`` shows (call-flows "Outgoing external call" step 2), through
+    ``domain.callerid.choose_caller_id``; ``groups`` default to the employee's departments. "" when none is set."""
+    config = await caller_id_config(session, domain_id)
+    if groups is None:
+        user = await dir_repo.find_user(session, domain_id, login) if login else None
+        groups = [g.group_id for g, _ in await dir_repo.groups_of_user(session, user.id)] if user else []
+    choice = choose_caller_id(config, client=client, login=login, groups=list(groups), clid=clid)
+    return choice.telnum if choice is not None else ""

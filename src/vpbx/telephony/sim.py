@@ -98,6 +98,8 @@ class SimTelephony:
                 await signals.answered(callid, party)
             elif what == "reject":
                 await signals.rejected(callid, party)
+            elif what in ("busy", "unavailable", "notfound"):
+                await signals.rejected(callid, party, what)
             else:
                 await signals.hung_up(callid, party)
 
@@ -113,7 +115,7 @@ class SimTelephony:
         auto = self._behaviour(domain_id, party)
         if auto is None or auto.action == "ignore":
             return
-        what = "answer" if auto.action == "answer" else "reject"
+        what = auto.action  # answer, reject (a device), or busy / unavailable / notfound (an outside number)
         self._schedule(callid, party, auto.after, what)
 
     def stop(self, domain_id: int, callid: str, party: str) -> None:

@@ -7,6 +7,7 @@ from vpbx.store.tables.directory import Extension, Group, GroupMember, User
 from vpbx.store.tables.legacy import LegacyUserMap  # legacy command API: CRM user ids -> employees
 from vpbx.store.tables.numbers import *  # noqa: F403 - §9-11: numbers, IVR menus, SIM cards, blacklist
 from vpbx.store.tables.outbox import DeliveryAttempt, DeliveryHealth, OutboxRow
+from vpbx.store.tables.ratings import RatingTelnum  # quality ratings (002 §2.4): numbers that ask
 from vpbx.store.tables.settings import *  # noqa: F403 - §12.2-12.8, §13, §14: company settings
 from vpbx.store.tables.tenancy import ApiKey, CustomRole, Domain, Integration
 from vpbx.store.tables.trunks import *  # noqa: F403 - §15-18: SIP registrations, branches, webhooks
@@ -26,5 +27,6 @@ __all__ = [
     "Integration",
     "LegacyUserMap",
     "OutboxRow",
+    "RatingTelnum",
     "User",
 ]

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vpbx.store.base import Base, UTCDateTime
 
-
 _PENDING = text("state = 'pending'")
 
 
