@@ -27,7 +27,7 @@ lint: install-test
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 bench: install-test
 	$(BIN)/python bench/api_reads.py
