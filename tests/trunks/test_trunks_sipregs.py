@@ -278,6 +278,10 @@ def test_failure_emits_sipregs_error(server: ServerThread, tenant: Tenant, other
         assert e["payload"] == {"telnum": "79262005060", "name": "Тест", "domain": "regtest.com"}
         assert PASSWORD not in str(e["payload"])
     assert len({e["event_id"] for e in events}) == 2
+    # Each event is in the notifier's outbox, addressed to its subscription.
+    queued = tenant.client.get("/sim/v1/deliveries", params={"command": "webhook"}).json()
+    assert queued["info"]["total"] == 2, queued
+    assert sorted(d["url"] for d in queued["items"]) == sorted([HOOK["url"], second["url"]])
     # The notifier's body (002 §18.4).
     body, ctype = build_body(events[0]["notice"], crm_token="tok", dialect="json")
     assert ctype == "application/json"

@@ -1,7 +1,8 @@
 """Webhook subscriptions (002 §18) and the one place webhook events are created (``emit``).
 
-An event is stored once per matching subscription in ``webhook_events``; the CRM notifier
-delivers them (002 §18.4: ``cmd=webhook``, ``type``, ``crm_token``, ``id``, ``data``).
+An event is stored once per matching subscription in ``webhook_events`` and, in the same
+transaction, handed to the CRM notifier's outbox addressed to the subscription's URL
+(002 §18.4: ``cmd=webhook``, ``type``, ``crm_token``, ``id``, ``data``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vpbx.notify.outbox import enqueue
 from vpbx.notify.payloads import WebhookNotice
 from vpbx.schemas.webhooks import WebhookCreate
 from vpbx.services.errors import NotFound
@@ -62,6 +64,9 @@ async def emit(session: AsyncSession, domain_id: int, type: str, data: Mapping[s
                              payload=dict(data), created_at=created_at)
         session.add(event)
         out.append(event)
+        # One ordering key per subscription: its events arrive in the order they happened.
+        await enqueue(session, domain_id, notice(event), key=f"webhook:{sub.public_id}", url=sub.url,
+                      now=created_at)
     if out:
         await session.flush()
     return out
