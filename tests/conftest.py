@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,24 +10,11 @@ from pathlib import Path
 import pytest
 
 from vpbx.settings import Settings
+from vpbx.testing.postgres import empty_database
 from vpbx.testing.server import ServerThread, Tenant, create_tenant
 
 PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
 BACKENDS = ["sqlite", "postgres"]
-
-
-def reset_postgres(url: str) -> None:
-    """Empty the test database so migrations run from scratch."""
-    import asyncpg
-
-    async def main() -> None:
-        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-        try:
-            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        finally:
-            await conn.close()
-
-    asyncio.run(main())
 
 
 def store_url(backend: str, tmp: Path) -> str:
@@ -36,8 +22,7 @@ def store_url(backend: str, tmp: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}"
     if not PG_URL:
         pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL (set by .ci/run)")
-    reset_postgres(PG_URL)
-    return PG_URL
+    return empty_database(PG_URL)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

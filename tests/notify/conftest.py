@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from vpbx.app import build_runtime
 from vpbx.notify.dispatcher import Dispatcher
 from vpbx.runtime import Runtime
 from vpbx.settings import Settings
 from vpbx.store import db
+from vpbx.testing.postgres import empty_database
 
 PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
 
@@ -112,39 +112,13 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
-def own_pg_url() -> str:
-    """A database of the notifier tests' own, next to VPBX_TEST_PG_URL's (the shared server resets that one)."""
-    u = make_url(PG_URL)
-    return u.set(database=f"{u.database}_own").render_as_string(hide_password=False)
-
-
-async def reset_own_pg(url: str) -> None:
-    import asyncpg
-
-    u = make_url(url)
-    admin = u.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", u.database):
-            await conn.execute(f'CREATE DATABASE "{u.database}"')
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(u.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'vpbx.db'}"
     if not PG_URL:
         pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL")
-    url = own_pg_url()
-    asyncio.run(reset_own_pg(url))
-    return url
+    return empty_database(PG_URL, "_own")
 
 
 class Half:
