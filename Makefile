@@ -23,7 +23,7 @@ run: install
 	$(BIN)/vpbx serve --host $(HOST) --port $(PORT)
 
 lint: install-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
 test: lint

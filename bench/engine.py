@@ -7,7 +7,12 @@ COMPLETED, history) in the outbox (the dispatcher is off: nothing is delivered).
 measures that path). Then the same number of history and outbox rows is written into a fresh store
 by one bare SQLAlchemy bulk insert: the ratio is engine time / bulk time.
 
-    .venv/bin/python bench/engine.py [--calls 3000] [--profile]
+    .venv/bin/python bench/engine.py [--calls 3000] [--profile] [--mixed-only]
+
+Then a mixed load (issue 7) on the same store shape: a quarter each of incoming calls, employees' outgoing
+calls, click-to-calls, and incoming calls blindly transferred to the department after 10 s of talk; every
+call ends answered. It prints completed calls/s (a transferred call counts once, though it leaves two
+history rows).
 
 Calls arrive every 7 virtual seconds (so up to 9 talk at once and each rings exactly one member); the
 virtual clock is advanced 700 s per request. Wall time covers the whole run, flushes included.
@@ -81,10 +86,8 @@ async def instant_contact(runtime: Runtime, domain_id: int, query: ContactQuery,
     return ContactAnswer(contact_name="ООО Ромашка", responsible=None)
 
 
-async def engine_run(tmp: Path, calls: int, profile: bool) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]]]:
-    rt = runtime_at(tmp)
-    await prepare_store(rt)
-    domain = await company(rt)
+def start_engine(rt: Runtime, domain: Domain) -> tuple[CallEngine, SimTelephony]:
+    """The engine, with the CRM's contact answer in-process and the department's devices answering."""
     notify_service.lookup_contact = instant_contact  # type: ignore[assignment]
     engine = CallEngine(rt)
     sim = rt.telephony
@@ -92,6 +95,14 @@ async def engine_run(tmp: Path, calls: int, profile: bool) -> tuple[float, list[
     for i in range(MEMBERS):
         sim.set_registered(domain.id, f"op{i}", True)
         sim.set_auto(domain.id, f"op{i}", Auto("answer", 2.0, 60.0))
+    return engine, sim
+
+
+async def engine_run(tmp: Path, calls: int, profile: bool) -> tuple[float, list[dict[str, Any]], list[dict[str, Any]]]:
+    rt = runtime_at(tmp)
+    await prepare_store(rt)
+    domain = await company(rt)
+    engine, _ = start_engine(rt, domain)
     prof = cProfile.Profile() if profile else None
     began = time.perf_counter()
     if prof:
@@ -123,6 +134,62 @@ async def engine_run(tmp: Path, calls: int, profile: bool) -> tuple[float, list[
     return elapsed, hist, outbox
 
 
+AGENTS = 10  # employees who call out (outgoing and click-to-call), beside the department's members
+
+
+async def mixed_run(tmp: Path, calls: int) -> tuple[float, dict[str, int]]:
+    rt = runtime_at(tmp)
+    await prepare_store(rt)
+    domain = await company(rt)
+    now = rt.clock.now()
+    async with rt.sessions() as s:
+        for i in range(AGENTS):
+            await users.create(s, domain, UserCreate(login=f"ag{i}", name=f"Агент {i}", ext=str(901 + i)), now)
+        await s.commit()
+        agents = [await users.get(s, domain.id, f"ag{i}") for i in range(AGENTS)]
+    engine, sim = start_engine(rt, domain)
+    for i in range(AGENTS):
+        sim.set_registered(domain.id, f"ag{i}", True)
+        sim.set_auto(domain.id, f"ag{i}", Auto("answer", 2.0, None))  # click-to-call: the agent picks up
+    for i in range(calls):
+        sim.set_external(domain.id, f"7920{i:07d}", Auto("answer", 3.0, 30.0))
+
+    def transfer_later(callid: str) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            call = engine.live.get(callid)
+            if call is not None and call.state == "talking" and call.answered_by:
+                await engine.transfer(domain.id, callid, call.answered_by, "sales")
+        return go
+
+    def arrive(i: int) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            kind, agent = i % 4, agents[(i // 2) % AGENTS]  # an agent calls again 140 s later
+            if kind == 0:
+                await engine.incoming(domain, f"7910{i:07d}", NUMBER)
+            elif kind == 1:
+                await engine.outgoing(domain, agent.login, f"7920{i:07d}")
+            elif kind == 2:
+                await engine.make_call(domain, f"7920{i:07d}", clid=NUMBER, user=agent)
+            else:
+                call = await engine.incoming(domain, f"7910{i:07d}", NUMBER)
+                rt.clock.call_later(12.0, transfer_later(call.callid))
+        return go
+
+    began = time.perf_counter()
+    for i in range(calls):
+        rt.clock.call_later(GAP * i, arrive(i))
+    t, horizon = 0.0, GAP * calls + 200
+    while t < horizon:
+        await rt.clock.advance(STEP)
+        await engine.flush()
+        t += STEP
+    elapsed = time.perf_counter() - began
+    async with rt.sessions() as s:
+        statuses = dict((await s.execute(select(CallRecord.status, func.count()).group_by(CallRecord.status))).all())
+    await rt.engine.dispose()
+    return elapsed, statuses
+
+
 async def bulk_run(tmp: Path, hist: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> float:
     """The limit: the same rows, one transaction, executemany (the domain row must exist first)."""
     rt = runtime_at(tmp)
@@ -143,7 +210,18 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--mixed-only", action="store_true", help="only the mixed load")
     args = ap.parse_args()
+    if not args.mixed_only:
+        await incoming_only(args)
+    with tempfile.TemporaryDirectory(prefix="vpbx-bench-mixed-") as m:
+        mixed_s, statuses = await mixed_run(Path(m), args.calls)
+    expected = args.calls + args.calls // 4  # a transferred call leaves two history rows
+    print(f"mixed load: {args.calls} calls (incoming, outgoing, click-to-call, transferred) in {mixed_s:.2f} s = "
+          f"{args.calls / mixed_s:.0f} calls/s; history rows by status {statuses} (expected {expected} Success)")
+
+
+async def incoming_only(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="vpbx-bench-engine-") as a, \
             tempfile.TemporaryDirectory(prefix="vpbx-bench-bulk-") as b:
         warm = Path(a) / "warm"

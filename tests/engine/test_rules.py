@@ -370,34 +370,36 @@ def test_device_auto_reject_and_bad_action(env: Env) -> None:
 
 
 def test_blind_transfer(env: Env) -> None:
+    """Blind: admin's part ends (its own history); the client goes on as the call ``second_callid``."""
     call = dial(env.t)
     callid = call["callid"]
     env.act(callid, "answer", user="admin")
     advance(env.t, 10)
     r = env.c.post(f"/sim/v1/calls/{callid}/transfer", json={"user": "admin", "to": "704", "mode": "blind"})
     assert r.status_code == 200, r.text
-    assert env.ringing(callid) == ["manager"]
-    env.act(callid, "answer", user="manager")
+    second = r.json()["callid"]
+    assert second != callid and r.json()["transferred_from"] == callid
+    assert env.ringing(second) == ["manager"]
+    assert env.call(callid)["continued_as"] == second and env.call(callid)["status"] == "Success"
+    env.act(callid, "answer", user="manager")  # the first part's id still reaches the client's call
     advance(env.t, 20)
-    env.act(callid, "hangup", by="manager")
-    assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "INCOMING:manager",
-                          "ACCEPTED:manager", "COMPLETED:manager", "history"]
+    env.act(second, "hangup", by="manager")
+    env.crm.wait_for("history", 2)
+    assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history",
+                          "INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]
     transferred = next(r for r in env.crm.got if r.get("type") == "TRANSFERRED")
-    second = transferred.pop("second_callid")
-    assert len(second) == 32 and second != callid
     assert transferred == {"cmd": "event", "crm_token": "tok", "type": "TRANSFERRED", "callid": callid,
                            "phone": CLIENT, "user": "admin", "direction": "in", "diversion": NUMBER,
-                           "groupRealName": "Отдел продаж", "ext": "701", "telnum_name": "Основной"}
+                           "groupRealName": "Отдел продаж", "ext": "701", "telnum_name": "Основной",
+                           "second_callid": second}
     incoming = [r for r in env.crm.got if r.get("type") == "INCOMING"][1]
-    assert (incoming["callid"], incoming["user"], incoming["ext"]) == (callid, "manager", "704")
-    h = env.hist()
-    assert (h["status"], h["user"], h["ext"], h["duration"]) == ("Success", "manager", "704", "30")
-    row = history(env.t, callid)
-    assert row["user"] == "manager"
-    first = [c for c in env.c.get("/crmapi/v1/history/json", params={"period": "this_month",
-                                                                      "first_answered": "true"}).json()
-             if c["uid"] == callid]
-    assert first[0]["user"] == "admin"
+    assert (incoming["callid"], incoming["user"], incoming["ext"]) == (second, "manager", "704")
+    first, last = [r for r in env.crm.got if r["cmd"] == "history"]
+    assert (first["callid"], first["status"], first["user"], first["duration"]) == (callid, "Success", "admin", "10")
+    assert (last["callid"], last["status"], last["user"], last["ext"], last["duration"]) == \
+        (second, "Success", "manager", "704", "20")
+    assert history(env.t, callid)["user"] == "admin"
+    assert history(env.t, second)["user"] == "manager"
 
 
 def test_blind_transfer_to_a_department_and_outside(env: Env) -> None:
@@ -407,18 +409,35 @@ def test_blind_transfer_to_a_department_and_outside(env: Env) -> None:
     assert env.c.post(f"/sim/v1/calls/{callid}/transfer",
                       json={"user": "manager", "to": "hr"}).status_code == 409  # manager is not talking
     assert env.c.post(f"/sim/v1/calls/{callid}/transfer", json={"user": "admin", "to": "nobody"}).status_code == 404
-    assert env.c.post(f"/sim/v1/calls/{callid}/transfer",
-                      json={"user": "admin", "to": "706", "mode": "attended"}).status_code == 400
-    env.act(callid, "transfer", user="admin", to="706")  # hr's extension
-    assert sorted(env.ringing(callid)) == ["director", "elena"]
-    env.act(callid, "answer", user="elena")
-    env.act(callid, "transfer", user="elena", to=OUTSIDE)
-    assert env.ringing(callid) == [f"ext:{OUTSIDE}"]
+    assert env.c.post(f"/sim/v1/calls/{callid}/transfer", json={"user": "admin", "to": "admin"}).status_code == 409
+    second = env.act(callid, "transfer", user="admin", to="706")["callid"]  # hr's extension
+    assert sorted(env.ringing(second)) == ["director", "elena"]
+    env.act(second, "answer", user="elena")
+    third = env.act(second, "transfer", user="elena", to=OUTSIDE)["callid"]
+    assert env.ringing(third) == [f"ext:{OUTSIDE}"]
     advance(env.t, 3 + 30)  # the outside number's default
+    env.crm.wait_for("history", 3)
     sent = env.sent()
-    assert sent[-2:] == ["TRANSFERRED:elena", "history"]
-    h = env.hist()
-    assert (h["status"], h["user"], h["groupRealName"]) == ("Success", "admin", "Отдел кадров")
+    assert sent[-3:] == ["TRANSFERRED:elena", "history", "history"]
+    hists = [r for r in env.crm.got if r["cmd"] == "history"]
+    assert [(h["callid"], h["status"], h["user"], h.get("groupRealName")) for h in hists] == [
+        (callid, "Success", "admin", "Отдел продаж"), (second, "Success", "elena", "Отдел кадров"),
+        (third, "Success", "pbx", None)]
+    assert history(env.t, third)["destination"] == "telnum"
+
+
+def test_blind_transfer_nobody_answers(env: Env) -> None:
+    """The target does not answer: the second part goes to the target's voicemail, Missed, but it is no missed
+    call to return (the client was served): no missedStatus."""
+    call = dial(env.t)
+    env.act(call["callid"], "answer", user="admin")
+    second = env.act(call["callid"], "transfer", user="admin", to="manager")["callid"]
+    advance(env.t, 60 + 60)
+    env.crm.wait_for("history", 2)
+    last = [r for r in env.crm.got if r["cmd"] == "history"][-1]
+    assert (last["callid"], last["status"], last["user"]) == (second, "Missed", "manager")
+    assert "missedStatus" not in last
+    assert history(env.t, second)["destination"] == "vm"
 
 
 def test_dnd_absent_and_unregistered_employees_are_skipped(env: Env) -> None:

@@ -21,6 +21,7 @@ def test_the_crm_names_the_caller_and_gets_the_history(vpbx_domain: Any, vpbx_si
     call = vpbx_sim.place("79101234567")
     assert call["caller_name"] == "ООО Ромашка"
     user = crm_receiver.wait_for("event", "INCOMING").user
+    assert vpbx_sim.ringing(call["callid"]) == [user]
     vpbx_sim.answer(call["callid"], user)
     vpbx_sim.advance(42)
     vpbx_sim.hangup(call["callid"])

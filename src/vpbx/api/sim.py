@@ -134,7 +134,8 @@ async def get_call(callid: str, principal: Principal = Depends(authenticate),
 
 
 def _view(runtime: Runtime, principal: Principal, callid: str) -> Response:
-    return json_response(_engine(runtime).get(principal.domain_id, callid).view())
+    """The call the client is on now: after a transfer, the part that goes on."""
+    return json_response(_engine(runtime).current(principal.domain_id, callid).view())
 
 
 @router.post("/calls/{callid}/answer",
@@ -188,23 +189,31 @@ async def rate(callid: str, body: RateIn, principal: Principal = Depends(authent
 
 
 @router.post("/calls/{callid}/transfer",
-             summary="Blind transfer to an employee, a department (id or extension) or an outside number")
+             summary="Transfer to an employee, a department (id or extension) or an outside number",
+             description="``blind``: the answer is the new call the client is on (its ``callid`` is the TRANSFERRED "
+                         "event's ``second_callid``). ``attended``: the client waits while ``user`` calls the target "
+                         "(the answer's ``consult`` is that call); ``user`` hanging up completes the transfer.")
 async def transfer(callid: str, body: TransferIn, principal: Principal = Depends(authenticate),
                    runtime: Runtime = Depends(get_runtime)) -> Response:
-    if body.mode != "blind":
-        raise ApiError(400, "Only blind transfers are simulated yet")
-    await _guard(_engine(runtime).transfer(principal.domain_id, callid, body.user, body.to))
-    return await _view_flushed(runtime, principal, callid)
+    engine = _engine(runtime)
+    try:
+        call = await engine.transfer(principal.domain_id, callid, body.user, body.to, body.mode)
+    except CallError as exc:
+        raise ApiError(exc.status, exc.message) from None
+    await engine.flush()
+    return json_response(call.view())
 
 
 def _client_of(engine: CallEngine, principal: Principal, callid: str) -> str:
     """The client's party on an outgoing call ("" on other calls)."""
-    call = engine.get(principal.domain_id, callid)
-    return f"ext:{call.dialed}" if call.kind == "outgoing" else ""
+    call = engine.current(principal.domain_id, callid)
+    if call.kind == "outgoing":
+        return f"ext:{call.dialed}"
+    return f"ext:{call.caller}" if call.direction == "out" else ""  # a transferred outgoing call
 
 
 async def _check(engine: CallEngine, principal: Principal, callid: str) -> None:
-    call = engine.get(principal.domain_id, callid)
+    call = engine.current(principal.domain_id, callid)
     if call.state in ("ended", "refused"):
         raise CallError(409, "The call is over")
 

@@ -28,7 +28,7 @@ import inspect
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -45,6 +45,9 @@ INVALID_SIGNATURE = "Invalid signature"
 
 F = TypeVar("F", bound=Callable[..., Any])
 ContactResult = ContactAnswer | Mapping[str, Any] | None
+# ASGI's receive and send, typed as Starlette and FastAPI type them, so the receiver mounts in either.
+AsgiReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+AsgiSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +217,7 @@ class Receiver:
 
     # ASGI ----------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: AsgiReceive, send: AsgiSend) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -247,7 +249,7 @@ class Receiver:
         await _respond(send, await self.handle(b"".join(chunks), headers))
 
 
-async def _respond(send: Callable[[dict[str, Any]], Awaitable[None]], answer: Answer, allow: str = "") -> None:
+async def _respond(send: AsgiSend, answer: Answer, allow: str = "") -> None:
     payload = answer.encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if allow:

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from vpbx.domain import blacklist as blacklist_rules
@@ -87,49 +86,54 @@ class ConfigCache:
         if time.monotonic() - self._born > TTL:
             self.clear()
 
-    async def route(self, session: AsyncSession, domain: Domain, telnum: str, at: datetime) -> Any:
+    # Each read opens a session only on a miss: a call that finds everything here costs no session at all.
+
+    async def route(self, domain: Domain, telnum: str, at: datetime) -> Any:
         self._fresh()
         key = ("route", domain.id, telnum, int(at.timestamp() // 60))
         if key not in self._data:
             self.misses += 1
-            self._data[key] = await numbers.route_for(session, domain, telnum, at)
+            async with self.rt.sessions() as session:
+                self._data[key] = await numbers.route_for(session, domain, telnum, at)
         else:
             self.hits += 1
         return self._data[key]
 
-    async def blocked(self, session: AsyncSession, domain_id: int, caller: str | None) -> blacklist_rules.BlockDecision:
+    async def blocked(self, domain_id: int, caller: str | None) -> blacklist_rules.BlockDecision:
         self._fresh()
         key = ("blacklist", domain_id)
         if key not in self._data:
             self.misses += 1
-            self._data[key] = (await blacklist.entries(session, domain_id),
-                               await blacklist.block_anonymous(session, domain_id))
+            async with self.rt.sessions() as session:
+                self._data[key] = (await blacklist.entries(session, domain_id),
+                                   await blacklist.block_anonymous(session, domain_id))
         else:
             self.hits += 1
         entries, anonymous = self._data[key]
         return blacklist_rules.is_blocked(caller, entries, anonymous)
 
-    async def group(self, session: AsyncSession, domain_id: int,
-                    group_id: str) -> tuple[Group | None, Sequence[tuple[GroupMember, User]]]:
+    async def group(self, domain_id: int, group_id: str) -> tuple[Group | None, Sequence[tuple[GroupMember, User]]]:
         self._fresh()
         key = ("group", domain_id, group_id)
         if key not in self._data:
             self.misses += 1
-            group = await repo.find_group(session, domain_id, group_id)
-            members = (await repo.members(session, [group.id]))[group.id] if group else []
+            async with self.rt.sessions() as session:
+                group = await repo.find_group(session, domain_id, group_id)
+                members = (await repo.members(session, [group.id]))[group.id] if group else []
             self._data[key] = (group, members)
         else:
             self.hits += 1
         found: tuple[Group | None, Sequence[tuple[GroupMember, User]]] = self._data[key]
         return found
 
-    async def rating(self, session: AsyncSession, domain_id: int) -> tuple[frozenset[str], frozenset[str]]:
+    async def rating(self, domain_id: int) -> tuple[frozenset[str], frozenset[str]]:
         """The numbers and the departments that ask callers for a score (``services.ratings``)."""
         self._fresh()
         key = ("rating", domain_id)
         if key not in self._data:
             self.misses += 1
-            self._data[key] = await ratings.asking(session, domain_id)
+            async with self.rt.sessions() as session:
+                self._data[key] = await ratings.asking(session, domain_id)
         else:
             self.hits += 1
         found: tuple[frozenset[str], frozenset[str]] = self._data[key]

@@ -56,6 +56,13 @@ VOICEMAIL_SECONDS = 60.0
 RATING_SECONDS = 10.0  # the client hears the rating question this long after the employee hangs up
 RATINGS = range(1, 6)
 MAX_HOPS = 5
+# 8.3 advanced=callback: the caller presses CALLBACK_DIGIT while waiting for the department (offered at once when
+# nobody is free); the PBX places the call back CALLBACK_DELAY later as a department click-to-call, retrying every
+# CALLBACK_RETRY when no member picks up, CALLBACK_ATTEMPTS times in all.
+CALLBACK_DIGIT = "1"
+CALLBACK_DELAY = 5.0
+CALLBACK_RETRY = 300.0
+CALLBACK_ATTEMPTS = 3
 FLUSH_LINGER = 0.005  # seconds the real clock waits for more steps before a flush
 FLUSH_QUEUE = 2000  # queued steps that start a flush at once
 KEEP_ENDED = 10_000
@@ -98,6 +105,27 @@ class CallEngine:
         call = self.live.get(callid) or self.ended.get(callid)
         if call is None or call.domain_id != domain_id:
             raise CallError(404, "Not found")
+        return call
+
+    def _current(self, callid: str) -> Call | None:
+        """The live call for ``callid``: itself, or the part a transfer continued it as (the devices and the
+        simulator may still name the first part's id)."""
+        call = self.live.get(callid)
+        if call is not None:
+            return call
+        call = self.ended.get(callid)
+        for _ in range(MAX_HOPS * 4):
+            if call is None or not call.continued_as:
+                return None
+            call = self.live.get(call.continued_as) or self.ended.get(call.continued_as)
+            if call is not None and call.callid in self.live:
+                return call
+        return None
+
+    def current(self, domain_id: int, callid: str) -> Call:
+        call = self._current(callid)
+        if call is None or call.domain_id != domain_id:
+            return self.get(domain_id, callid)
         return call
 
     def list_live(self, domain_id: int) -> list[Call]:
@@ -177,13 +205,13 @@ class CallEngine:
                     else:
                         await self._write_incoming(session, call, w.status, notices, records[call.domain_id],
                                                    rotation, history)
-                        if w.status is CallStatus.SUCCESS and call.caller != "anonymous":
+                        if w.status is CallStatus.SUCCESS and call.caller != "anonymous" and call.direction == "in":
                             answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
                 integration = integrations[call.domain_id]
                 if integration is None:
                     continue
                 for n in notices:
-                    await notifier.enqueue(session, call.domain_id, n, key=call.callid, now=w.at,
+                    await notifier.enqueue(session, call.domain_id, n, key=call.chain or call.callid, now=w.at,
                                            integration=integration)
             if history:
                 await session.execute(insert(cast(Table, CallRecord.__table__)), history)
@@ -207,7 +235,8 @@ class CallEngine:
 
     def _event(self, call: Call, kind: EventType, leg: Leg) -> EventNotice:
         call.events.append((kind.value, leg.person))
-        return EventNotice(type=kind, callid=call.callid, phone=call.caller, user=leg.person, direction="in",
+        return EventNotice(type=kind, callid=call.callid, phone=self._client_number(call), user=leg.person,
+                           direction=call.direction,
                            diversion=call.diversion or None, groupRealName=call.group_name or None,
                            ext=leg.ext or None, telnum=leg.telnum or None, telnum_name=call.telnum_name or None)
 
@@ -244,20 +273,20 @@ class CallEngine:
         call = Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name,
                     timezone=domain.timezone, kind="incoming", caller="anonymous" if anonymous else caller,
                     dialed=dialed, started=now)
-        async with self.rt.sessions() as session:
-            route = await self.config.route(session, domain, dialed, now)
-            if route is None or route.disabled:
-                call.state, call.reason = "refused", "unknown number" if route is None else "number disabled"
-                self._keep(call)
-                return call
-            decision = await self.config.blocked(session, domain.id, None if anonymous else caller)
-            if decision.blocked:
+        route = await self.config.route(domain, dialed, now)
+        if route is None or route.disabled:
+            call.state, call.reason = "refused", "unknown number" if route is None else "number disabled"
+            self._keep(call)
+            return call
+        decision = await self.config.blocked(domain.id, None if anonymous else caller)
+        if decision.blocked:
+            async with self.rt.sessions() as session:
                 await blacklist.record_blocked_call(session, domain.id, None if anonymous else caller,
                                                     route.telnum, now)
                 await session.commit()
-                call.state, call.reason = "refused", "blacklisted"
-                self._keep(call)
-                return call
+            call.state, call.reason = "refused", "blacklisted"
+            self._keep(call)
+            return call
         call.diversion, call.telnum_name = route.telnum, route.name
         self.live[call.callid] = call
         answer = await notifier.lookup_contact(self.rt, domain.id, ContactQuery(
@@ -383,8 +412,7 @@ class CallEngine:
 
     async def _ring_group(self, call: Call, group_id: str) -> None:
         call.hops += 1
-        async with self.rt.sessions() as session:
-            group, members = await self.config.group(session, call.domain_id, group_id)
+        group, members = await self.config.group(call.domain_id, group_id)
         if group is None or call.hops > MAX_HOPS:
             await self._voicemail(call)
             return
@@ -405,18 +433,51 @@ class CallEngine:
             call.announcements.append("msg_busy")
             await self._message(call)
             return
+        call.callback_offer = group.advanced == "callback" and call.kind == "incoming" and call.direction == "in" \
+            and call.caller != "anonymous"
+        if call.callback_offer:
+            call.announcements.append("callback_offer")
+            if not plan:  # nobody is free: the offer, then the department's timeout target
+                call.state = "offer"
+                self._later(call, IVR_TIMEOUT_SECONDS, lambda: self._offer_lapsed(call, group))
+                return
         if not plan and call.fallbacks:
             await self._fail_over(call)
             return
+        await self._follow_plan(call, users, plan)
+        after = group.timeout_time
+        self._later(call, after, lambda: self._ring_timeout(call, lambda: self._group_timeout(call, group)))
+
+    async def _follow_plan(self, call: Call, users: dict[int, tuple[User, bool]],
+                           plan: list[ringing.Ring]) -> None:
+        """Ring the department's members by the plan (``domain.ringing``): the slots due now at once, the rest
+        from ONE timer at a time, each firing the steps due then and setting the next (a dozen slots per call
+        would otherwise be two dozen timers). ``cancel_timers`` stops the chain with the call's other timers."""
+        steps: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         for r in plan:
             user, enabled = users[int(str(r.key))]
             if r.at <= 0:
                 await self._ring_slot_start(call, user, enabled)()
             else:
-                self._later(call, r.at, self._ring_slot_start(call, user, enabled))
-            self._later(call, r.until, self._ring_slot_end(call, user.login))
-        after = group.timeout_time
-        self._later(call, after, lambda: self._ring_timeout(call, lambda: self._group_timeout(call, group)))
+                steps.append((r.at, self._ring_slot_start(call, user, enabled)))
+            steps.append((r.until, self._ring_slot_end(call, user.login)))
+        steps.sort(key=lambda step: step[0])  # stable: at one instant, in the plan's order, as separate timers ran
+        self._chain(call, steps, 0, 0.0)
+
+    def _chain(self, call: Call, steps: list[tuple[float, Callable[[], Awaitable[None]]]], i: int,
+               now: float) -> None:
+        if i >= len(steps):
+            return
+        due = steps[i][0]
+
+        async def fire() -> None:
+            j = i
+            while j < len(steps) and steps[j][0] <= due:
+                await steps[j][1]()
+                j += 1
+            self._chain(call, steps, j, due)
+
+        self._later(call, due - now, fire)
 
     def _ring_slot_start(self, call: Call, user: User, enabled: bool) -> Callable[[], Awaitable[None]]:
         async def start() -> None:
@@ -520,7 +581,7 @@ class CallEngine:
     # --- signals from devices --------------------------------------------------------------------
 
     async def answered(self, callid: str, party: str) -> None:
-        call = self.live.get(callid)
+        call = self._current(callid)
         if call is None:
             raise CallError(404, "Not found")
         async with call.lock:
@@ -570,7 +631,7 @@ class CallEngine:
                     self._kick()
 
     async def rejected(self, callid: str, party: str, reason: str | None = None) -> None:
-        call = self.live.get(callid)
+        call = self._current(callid)
         if call is None:
             raise CallError(404, "Not found")
         async with call.lock:
@@ -594,14 +655,29 @@ class CallEngine:
                 await self._fail_over(call)  # a personal call declined: busy, the next stage or voicemail
 
     async def hung_up(self, callid: str, party: str) -> None:
-        call = self.live.get(callid)
+        call = self._current(callid)
         if call is None:
             raise CallError(404, "Not found")
+        client_call = self._consulted(call, party)
+        if client_call is not None:  # the consulting employee hangs up: the attended transfer completes
+            async with client_call.lock, call.lock:
+                if client_call.consult == call.callid and call.state not in ("ended", "refused"):
+                    await self._complete_consult(client_call, call)
+                    return
+        if call.consult and party == call.consult_by:
+            consult = self.live.get(call.consult)
+            if consult is not None:
+                async with call.lock, consult.lock:
+                    if call.consult == consult.callid and consult.state not in ("ended", "refused"):
+                        await self._complete_consult(call, consult)
+                        return
         async with call.lock:
+            if call.state in ("ended", "refused"):
+                raise CallError(409, "The call is over")
             if call.kind == "outgoing":
                 await self._out_hung_up(call, party)
                 return
-            if (party in ("client", call.caller) and call.kind == "incoming") or (
+            if (party in ("client", call.caller, f"ext:{call.caller}") and call.kind == "incoming") or (
                     call.kind == "internal" and party == call.caller):
                 if call.state in ("talking", "rating"):
                     await self._finish(call, CallStatus.SUCCESS)
@@ -626,20 +702,56 @@ class CallEngine:
                     await self._commit_notices(call, [notice])
 
     async def dtmf(self, domain_id: int, callid: str, digits: str) -> None:
-        call = self.get(domain_id, callid)
+        call = self.current(domain_id, callid)
         async with call.lock:
             for digit in digits:
                 if call.state == "rating" and digit.isdigit() and int(digit) in RATINGS:
                     await self._rate(call, int(digit))
+                if call.callback_offer and digit == CALLBACK_DIGIT and call.state in ("offer", "ringing") \
+                        and call.answered_at is None:
+                    await self._accept_callback(call)
+                    break
                 if call.state != "ivr":
                     break
                 await self._ivr_pick(call, digit)
 
+    # --- callbacks (8.3 advanced=callback) -------------------------------------------------------
+
+    async def _offer_lapsed(self, call: Call, group: Group) -> None:
+        if call.state == "offer":
+            call.state = "ringing"
+            await self._group_timeout(call, group)
+
+    async def _accept_callback(self, call: Call) -> None:
+        """The caller takes the offer: this call ends (Missed, missedStatus 3: not called back yet) and the
+        PBX will call them back."""
+        call.callback_requested, call.destination = True, "group"
+        call.announcements.append("callback_accepted")
+        await self._finish(call, CallStatus.MISSED)
+        self._schedule_callback(call.domain_id, call.domain_name, call.timezone, client=call.caller,
+                                clid=call.diversion, group_id=call.group_id, origin=call.callid, attempt=1)
+
+    def _schedule_callback(self, domain_id: int, domain_name: str, timezone: str, *, client: str, clid: str,
+                           group_id: str, origin: str, attempt: int) -> None:
+        """The callback, an outgoing call of the department (its members ring by its strategy, then the client
+        is dialled); its outcome settles the missed call's missedStatus (2 reached, 4 not reached)."""
+        domain = Domain(id=domain_id, name=domain_name, timezone=timezone)
+
+        async def place() -> None:
+            try:
+                group, _ = await self.config.group(domain_id, group_id)
+                if group is not None:
+                    await self.make_call(domain, client, clid=clid, group=group, callback_of=origin,
+                                         attempt=attempt)
+            except Exception:
+                log.exception("placing the callback of %s failed", origin)
+
+        self.rt.clock.call_later(CALLBACK_DELAY if attempt == 1 else CALLBACK_RETRY, place)
+
     # --- ratings (002 §2.4) ----------------------------------------------------------------------
 
     async def _asks_rating(self, call: Call) -> bool:
-        async with self.rt.sessions() as session:
-            telnums, groups = await self.config.rating(session, call.domain_id)
+        telnums, groups = await self.config.rating(call.domain_id)
         return bool(call.diversion and call.diversion in telnums) or bool(call.group_id and call.group_id in groups)
 
     async def _ask_rating(self, call: Call, leg: Leg) -> None:
@@ -664,7 +776,7 @@ class CallEngine:
 
     async def rate(self, domain_id: int, callid: str, rating: int) -> None:
         """The client's score (the simulator's ``rate``), while the call asks for it."""
-        call = self.get(domain_id, callid)
+        call = self.current(domain_id, callid)
         async with call.lock:
             if call.state != "rating":
                 raise CallError(409, "The call does not ask for a rating")
@@ -672,62 +784,144 @@ class CallEngine:
                 raise CallError(400, "rating: 1 to 5")
             await self._rate(call, rating)
 
-    async def transfer(self, domain_id: int, callid: str, by: str, to: str) -> None:
-        """Blind transfer of a talking call to an employee (login or extension), a department (id or
-        extension) or an outside number: TRANSFERRED (with ``second_callid``), then the target rings."""
-        call = self.get(domain_id, callid)
+    # --- transfers --------------------------------------------------------------------------------
+
+    async def transfer(self, domain_id: int, callid: str, by: str, to: str, mode: str = "blind") -> Call:
+        """Transfer a talking call to an employee (login or extension), a department (id or extension) or an
+        outside number. Blind: TRANSFERRED (with ``second_callid``) for ``by``, whose part of the call ends
+        (its own history); the client's call goes on as the new call ``second_callid``, ringing the target.
+        Attended: the client waits while ``by`` calls the target (the consultation: an internal call, or an
+        outgoing call to an outside number); ``by`` hanging up completes it (TRANSFERRED without
+        ``second_callid``: the target joins this call), or, with the target still ringing, turns it blind
+        (semi-attended). Returns the call the client is on now."""
+        call = self.current(domain_id, callid)
         async with call.lock:
             leg = self._find_leg(call, by)
-            if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:"):
+            if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:") \
+                    or (call.kind == "outgoing" and leg is not call.agent):
                 raise CallError(409, f"{by} is not talking on this call")
-            if call.kind == "outgoing":
-                raise CallError(409, "Transfers of outgoing calls are not simulated yet")
-            target = await self._load_user(domain_id, to)
-            group: Group | None = None
-            number = ""
-            if target is None:
-                async with self.rt.sessions() as session:
-                    group = await repo.find_group(session, domain_id, to)
-                if group is None:
-                    try:
-                        number = normalize_number(to)
-                    except InvalidNumber:
-                        raise CallError(404, "Not found") from None
-            person = leg.person
-            leg.state = "ended"
-            call.legs.pop(leg.party, None)
-            self.busy.discard((domain_id, person))
-            self.rt.telephony.stop(domain_id, callid, leg.party)
-            if call.kind == "incoming":
-                n = EventNotice(type=EventType.TRANSFERRED, callid=callid, phone=call.caller, user=person,
-                                direction="in", diversion=call.diversion or None,
-                                groupRealName=call.group_name or None, ext=leg.ext or None,
-                                telnum=leg.telnum or None, telnum_name=call.telnum_name or None,
-                                second_callid=uuid.uuid4().hex)
-                call.events.append((EventType.TRANSFERRED.value, person))
-                await self._commit_notices(call, [n])
-            call.state, call.answered_by, call.answerer_id, call.answer_leg = "ringing", None, None, None
-            call.fallbacks = []
-            if group is not None:
-                await self._ring_group(call, group.group_id)
-                return
-            if number:
-                await self._ring_external(call, number)
-                return
-            assert target is not None
-            if not self._can_take(call, target):
-                await self._finish(call, CallStatus.SUCCESS)
-                return
-            await self._start_ring(call, target)
-            self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.SUCCESS))
+            if call.kind == "internal" or call.consult_for:
+                raise CallError(409, "Internal calls are not transferred")
+            if call.consult:
+                raise CallError(409, "A transfer of this call is already in progress")
+            target = await self._transfer_target(domain_id, to)
+            if target.user == leg.person:
+                raise CallError(409, f"{by} is already on this call")
+            if mode == "attended":
+                await self._consult(call, leg, target)
+                return call
+            return await self._blind(call, leg, target)
+
+    async def _transfer_target(self, domain_id: int, to: str) -> numbers.Target:
+        user = await self._load_user(domain_id, to)
+        if user is not None:
+            return numbers.Target("user", user.login)
+        async with self.rt.sessions() as session:
+            group = await repo.find_group(session, domain_id, to)
+        if group is not None:
+            return numbers.Target("group", None, group.group_id)
+        try:
+            return numbers.Target("telnum", None, None, None, normalize_number(to))
+        except InvalidNumber:
+            raise CallError(404, "Not found") from None
+
+    def _transfer_event(self, call: Call, leg: Leg, second_callid: str | None) -> EventNotice:
+        call.events.append((EventType.TRANSFERRED.value, leg.person))
+        return EventNotice(type=EventType.TRANSFERRED, callid=call.callid, phone=self._client_number(call),
+                           user=leg.person, direction=call.direction, diversion=call.diversion or None,
+                           groupRealName=call.group_name or None, ext=leg.ext or None, telnum=leg.telnum or None,
+                           telnum_name=call.telnum_name or None, second_callid=second_callid)
+
+    @staticmethod
+    def _client_number(call: Call) -> str:
+        return call.dialed if call.kind == "outgoing" else call.caller
+
+    def _leave(self, call: Call, leg: Leg) -> None:
+        """An employee leaves a talking call (transferred it): their device stops, they are free again."""
+        leg.state = "ended"
+        call.legs.pop(leg.party, None)
+        self.busy.discard((call.domain_id, leg.person))
+        self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
+        if call.agent is leg:
+            call.agent_left = True
+
+    async def _blind(self, call: Call, leg: Leg, target: numbers.Target) -> Call:
+        second = uuid.uuid4().hex
+        await self._commit_notices(call, [self._transfer_event(call, leg, second)])
+        self._leave(call, leg)
+        new = Call(callid=second, domain_id=call.domain_id, domain_name=call.domain_name, timezone=call.timezone,
+                   kind="incoming", direction=call.direction, caller=self._client_number(call),
+                   dialed=call.dialed if call.kind == "incoming" else call.diversion, started=self.now(),
+                   caller_name=call.caller_name, diversion=call.diversion, telnum_name=call.telnum_name,
+                   chain=call.chain or call.callid, transferred_from=call.callid, state="ringing")
+        client = call.legs.pop(f"ext:{call.dialed}", None) if call.kind == "outgoing" else None
+        if client is not None:  # the outside party of an outgoing call moves to the new call
+            new.legs[client.party] = client
+            self.rt.telephony.moved(call.domain_id, call.callid, new.callid, client.party)
+        call.continued_as = second
+        await self._finish(call, CallStatus.SUCCESS)  # this part: the transferring employee talked until now
+        self.live[new.callid] = new
+        async with new.lock:
+            await self._route(new, target)
+        return new
+
+    async def _consult(self, call: Call, leg: Leg, target: numbers.Target) -> None:
+        domain = Domain(id=call.domain_id, name=call.domain_name, timezone=call.timezone)
+        if target.kind == "telnum":
+            consult = await self.outgoing(domain, leg.person, target.telnum or "", consult_for=call.callid)
+        else:
+            consult = await self.internal(domain, leg.person, target.user or target.group or "",
+                                          consult_for=call.callid)
+        if consult.state in ("ended", "refused"):
+            raise CallError(409, f"The consultation call ended at once ({consult.status})")
+        call.consult, call.consult_by, call.consult_target = consult.callid, leg.person, target
+        call.announcements.append("hold")
+
+    def _consulted(self, call: Call, party: str) -> Call | None:
+        """The client's call that ``call`` consults for, when ``party`` is the employee consulting."""
+        if not call.consult_for or party not in (call.caller, f"user:{call.caller}"):
+            return None
+        client_call = self.live.get(call.consult_for)
+        return client_call if client_call is not None and client_call.consult == call.callid else None
+
+    async def _complete_consult(self, call: Call, consult: Call) -> None:
+        """The consulting employee hung up: the target joins the client's call, or (still ringing) the
+        transfer goes on blind."""
+        leg = self._find_leg(call, call.consult_by)
+        target = call.consult_target
+        call.consult, call.consult_by, call.consult_target = "", "", None
+        consult.consult_for = ""
+        joined = next((g for g in consult.legs.values() if g.state == "talking" and g.person != consult.caller), None)
+        if leg is None:
+            return
+        if joined is None:  # semi-attended: nobody answered yet
+            await self._finish(consult, CallStatus.CANCEL if consult.kind == "outgoing" else CallStatus.MISSED)
+            await self._blind(call, leg, target)
+            return
+        notices: list[Notice] = [self._transfer_event(call, leg, None)]
+        self._leave(call, leg)
+        consult.legs.pop(joined.party, None)  # the target's leg moves to the client's call, still talking
+        await self._finish(consult, CallStatus.SUCCESS)
+        self.rt.telephony.moved(call.domain_id, consult.callid, call.callid, joined.party)
+        call.legs[joined.party] = joined
+        person = joined.person
+        if not person.startswith("ext:"):
+            self.busy.add((call.domain_id, person))
+            if person not in call.talkers:
+                call.talkers.append(person)
+            notices += [self._event(call, EventType.INCOMING, joined), self._event(call, EventType.ACCEPTED, joined)]
+        call.answered_by, call.answerer_id, call.answer_leg = person, joined.user_id, joined
+        if call.kind == "outgoing" and not person.startswith("ext:"):
+            call.agent, call.agent_left = joined, False
+        await self._commit_notices(call, notices)
 
     # --- outgoing external calls -----------------------------------------------------------------
 
     def _new_outgoing(self, domain: Domain, caller: str, number: str) -> Call:
         return Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name, timezone=domain.timezone,
-                    kind="outgoing", caller=caller, dialed=number, started=self.now())
+                    kind="outgoing", direction="out", caller=caller, dialed=number, started=self.now())
 
-    async def outgoing(self, domain: Domain, who: str, to: str) -> Call:
+    async def outgoing(self, domain: Domain, who: str, to: str, *, consult_for: str = "") -> Call:
         """Employee ``who`` (login or extension) dials the outside number ``to`` from a device: restrictions
         (not allowed: ``NotAllowed``, nothing dialled), the caller ID, OUTGOING, then the client's outcome."""
         user = await self._load_user(domain.id, who)
@@ -738,6 +932,7 @@ class CallEngine:
         except InvalidNumber:
             raise CallError(400, "to: not a phone number") from None
         call = self._new_outgoing(domain, user.login, number)
+        call.consult_for = consult_for
         leg = Leg(party=user.login, name=user.name, ext=user.ext, telnum=user.telnum, state="talking",
                   since=call.started, user_id=user.id)
         call.legs[user.login], call.agent = leg, leg
@@ -756,7 +951,8 @@ class CallEngine:
         return call
 
     async def make_call(self, domain: Domain, number: str, *, clid: str, user: User | None = None,
-                        group: Group | None = None, show_phone: bool = False) -> Call:
+                        group: Group | None = None, show_phone: bool = False, callback_of: str = "",
+                        attempt: int = 0) -> Call:
         """Click-to-call (002 §5.1, call-flows step 4): ring the employee (or the department, by its strategy)
         first; when someone answers, dial the client. Nobody answering ends the call as ``Cancel``, with no
         dial to the client. The caller has checked the employee, the number, the restrictions and ``clid``."""
@@ -764,6 +960,7 @@ class CallEngine:
         call = self._new_outgoing(domain, user.login if user is not None else (group.group_id if group else ""),
                                   number)
         call.diversion, call.phase, call.state = clid, "agent", "ringing"
+        call.callback_of, call.callback_attempt = callback_of, attempt
         call.caller_name = number if show_phone else None  # show_phone: the client's number on the device
         self.live[call.callid] = call
         async with call.lock:
@@ -779,8 +976,7 @@ class CallEngine:
         return call
 
     async def _ring_agents(self, call: Call, group: Group) -> None:
-        async with self.rt.sessions() as session:
-            _, members = await self.config.group(session, call.domain_id, group.group_id)
+        _, members = await self.config.group(call.domain_id, group.group_id)
         call.group_id, call.group_name, call.group_pk = group.group_id, group.name, group.id
         users = {u.id: (u, m.calls_enable) for m, u in members}
         plan = ringing.plan(
@@ -791,13 +987,7 @@ class CallEngine:
         if not plan:
             await self._finish(call, CallStatus.CANCEL)
             return
-        for r in plan:
-            user, enabled = users[int(str(r.key))]
-            if r.at <= 0:
-                await self._ring_slot_start(call, user, enabled)()
-            else:
-                self._later(call, r.at, self._ring_slot_start(call, user, enabled))
-            self._later(call, r.until, self._ring_slot_end(call, user.login))
+        await self._follow_plan(call, users, plan)
         self._later(call, group.timeout_time, lambda: self._finish(call, CallStatus.CANCEL))
 
     async def _dial_client(self, call: Call) -> None:
@@ -899,20 +1089,31 @@ class CallEngine:
 
     # --- internal calls --------------------------------------------------------------------------
 
-    async def internal(self, domain: Domain, from_login: str, to: str) -> Call:
+    async def internal(self, domain: Domain, from_login: str, to: str, *, consult_for: str = "") -> Call:
+        """An employee calls another employee (login or extension), or a department (id or extension: its
+        members ring by its strategy). Internal history only, no CRM requests."""
         caller = await self._load_user(domain.id, from_login)
         callee = await self._load_user(domain.id, to)
-        if caller is None or callee is None:
+        group: Group | None = None
+        if callee is None and caller is not None:
+            async with self.rt.sessions() as session:
+                group = await repo.find_group(session, domain.id, to)
+        if caller is None or (callee is None and group is None):
             raise CallError(404, "Not found")
         call = Call(callid=uuid.uuid4().hex, domain_id=domain.id, domain_name=domain.name, timezone=domain.timezone,
-                    kind="internal", caller=caller.login, dialed=callee.login, started=self.now(),
-                    caller_name=caller.name, destination="user")
+                    kind="internal", caller=caller.login, dialed=callee.login if callee else "", started=self.now(),
+                    caller_name=caller.name, destination="user", consult_for=consult_for)
         call.legs[caller.login] = Leg(party=caller.login, name=caller.name, ext=caller.ext, state="talking",
                                       since=self.now())
         self.busy.add((domain.id, caller.login))
         call.talkers.append(caller.login)
         self.live[call.callid] = call
         async with call.lock:
+            if callee is None:
+                assert group is not None
+                call.state = "ringing"
+                await self._ring_group(call, group.group_id)
+                return call
             if not self._can_take(call, callee):
                 call.rung.append(callee.login)
                 await self._finish(call, CallStatus.MISSED)
@@ -936,6 +1137,10 @@ class CallEngine:
         call.cancel_timers()
         now = self.now()
         notices: list[Notice] = []
+        agent_here = call.agent is not None and not call.agent_left
+        # An employee between two calls (consulting for an attended transfer) stays busy on the other one.
+        held = call.caller if call.consult_for else (call.consult_by if call.consult else "")
+        self._end_consult(call)
         for leg in list(call.legs.values()):
             if leg.state == "ringing":
                 ended = self._end_leg(call, leg)
@@ -946,17 +1151,38 @@ class CallEngine:
                     notices.append(self._event(call, EventType.COMPLETED, leg))
                 leg.state = "ended"
                 self.rt.telephony.stop(call.domain_id, call.callid, leg.party)
-            self.busy.discard((call.domain_id, leg.person))
-        self.busy.discard((call.domain_id, call.caller))
-        if call.kind == "outgoing" and call.dialled and call.agent is not None:  # the employee's card closes
+            if leg.person != held:
+                self.busy.discard((call.domain_id, leg.person))
+        if call.caller != held:
+            self.busy.discard((call.domain_id, call.caller))
+        if call.kind == "outgoing" and call.dialled and agent_here:  # the employee's card closes
             notices.append(self._out_event(call, EventType.COMPLETED if call.answered_at else EventType.CANCELLED))
         call.state, call.status, call.ended_at = "ended", status.value, now
+        if call.callback_of and status is CallStatus.CANCEL and not call.dialled \
+                and call.callback_attempt < CALLBACK_ATTEMPTS:  # no member picked up: try again later
+            self._schedule_callback(call.domain_id, call.domain_name, call.timezone, client=call.dialed,
+                                    clid=call.diversion, group_id=call.group_id, origin=call.callback_of,
+                                    attempt=call.callback_attempt + 1)
         if call.kind == "incoming" and status is CallStatus.SUCCESS and call.group_pk is not None \
                 and call.answered_by and not call.answered_by.startswith("ext:"):
             self._remember_answerer(call)
         self._queue.append(_Write(call, notices if call.kind != "internal" else [], status, now))
         self._kick()
         self._keep(call)
+
+    def _end_consult(self, call: Call) -> None:
+        """A consultation call ends uncompleted (the client is back with the employee), or the client's call
+        ends while its employee consults (the consultation goes on as a plain call)."""
+        if call.consult_for:
+            client_call = self.live.get(call.consult_for)
+            if client_call is not None and client_call.consult == call.callid:
+                client_call.consult, client_call.consult_by, client_call.consult_target = "", "", None
+                client_call.announcements.append("unhold")
+        if call.consult:
+            consult = self.live.get(call.consult)
+            if consult is not None:
+                consult.consult_for = ""
+            call.consult = ""
 
     def _remember_answerer(self, call: Call) -> None:
         """EVENLY's rotation must see this answer before the store does (writes are behind)."""
@@ -967,10 +1193,11 @@ class CallEngine:
     async def _write_internal(self, session: AsyncSession, call: Call, status: CallStatus,
                               record: settings_service.RecordConfig) -> None:
         answered = status is CallStatus.SUCCESS and call.answered_at is not None
-        callee = await repo.find_user(session, call.domain_id, call.dialed)
+        to = call.answered_by if answered and call.answered_by else call.dialed  # a department: who answered
+        callee = await repo.find_user(session, call.domain_id, to)
         session.add(InnerCallRecord(
             domain_id=call.domain_id, callid=call.callid, status="success" if answered else "noanswer",
-            from_login=call.caller, from_name=call.caller_name or "", to_login=call.dialed,
+            from_login=call.caller, from_name=call.caller_name or "", to_login=to,
             to_name=callee.name if callee else "", start=call.started,
             wait=_seconds(call.started, call.answered_at or call.ended_at),
             duration=_seconds(call.answered_at, call.ended_at) if answered else 0,
@@ -992,7 +1219,11 @@ class CallEngine:
             status = CallStatus.CANCEL if status is CallStatus.CANCEL else CallStatus.MISSED
         success = status is CallStatus.SUCCESS
         destination = "user" if answerer and success else ("telnum" if external else call.destination)
-        missed = None if success else 3
+        outward = call.direction == "out"  # a transferred outgoing call's second part
+        if outward:
+            destination = ""
+        # 4.2 missedStatus follows calls the client was not served on; a transfer's later part is not one.
+        missed = None if success or outward or call.transferred_from else 3
         user_fields = answerer or (await self._user_fields(session, call.domain_id, last_rung)
                                    if last_rung and not call.group_id else {})
         wait = _seconds(call.started, call.answered_at or call.ended_at)
@@ -1000,7 +1231,8 @@ class CallEngine:
         first = call.first_answered
         link = self._record_link(call, record, external=True) if success and answered else ""
         history.append(dict(
-            domain_id=call.domain_id, callid=call.callid, type="in", status=status.value, destination=destination,
+            domain_id=call.domain_id, callid=call.callid, type=call.direction, status=status.value,
+            destination=destination,
             client=call.caller, user_login=user_fields.get("login", ""), user_name=user_fields.get("name", ""),
             user_ext=user_fields.get("ext", ""), user_telnum=user_fields.get("telnum", ""),
             first_login=first.person if first else "", first_name=first.name if first else "",
@@ -1012,8 +1244,8 @@ class CallEngine:
         hist_user = answerer.get("login") or (PBX_USER if external else last_rung) or PBX_USER
         ext_of = answerer.get("ext") or (user_fields.get("ext") if user_fields else None)
         notices.append(HistoryNotice(
-            type="in", user=hist_user, phone=call.caller, start=call.started, duration=duration, callid=call.callid,
-            status=status, diversion=call.diversion or None, ext=ext_of or None,
+            type=call.direction, user=hist_user, phone=call.caller, start=call.started, duration=duration,
+            callid=call.callid, status=status, diversion=call.diversion or None, ext=ext_of or None,
             groupRealName=call.group_name or None, telnum=answerer.get("telnum") or None, link=link or None,
             telnum_name=call.telnum_name or None, rating=call.rating, wait=wait,
             missedStatus=str(missed) if missed is not None else None, group=call.group_id or None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from vpbx.clock import Timer
 from vpbx.domain.history import iso
@@ -76,6 +76,24 @@ class Call:
     dialled: bool = False  # the client's number was dialled (OUTGOING sent)
     rating: int | None = None  # the client's score (002 §2.4), when the number or department asked for one
     talk_end: datetime | None = None  # the employee hung up (the client may still be rating the call)
+    # Transfers: a blind (or semi-attended) transfer ends this call's part and continues the client's call as a
+    # new call (``continued_as`` = the event's ``second_callid``); ``chain`` is the first callid, which keeps the
+    # notifications of all parts in one delivery order.
+    direction: Literal["in", "out"] = "in"  # the client's call as the CRM sees it (transferred outgoing: out)
+    chain: str = ""
+    transferred_from: str = ""
+    continued_as: str = ""
+    agent_left: bool = False  # the employee who placed an outgoing call transferred it away
+    # Attended transfers: the client waits while the employee calls the target (the consultation call).
+    consult: str = ""  # on the client's call: the consultation call's id
+    consult_by: str = ""  # on the client's call: the employee consulting
+    consult_target: Any = None  # on the client's call: numbers.Target, for a semi-attended completion
+    consult_for: str = ""  # on the consultation call: the client's call it may be transferred into
+    # Callbacks (8.3 advanced=callback): the client asked for one (this call), or this call places one.
+    callback_offer: bool = False
+    callback_requested: bool = False
+    callback_of: str = ""
+    callback_attempt: int = 0
 
     def cancel_timers(self) -> None:
         for t in self.timers:
@@ -104,6 +122,13 @@ class Call:
             "link": self.link or None,
             "phase": self.phase or None,
             "rating": self.rating,
+            "direction": self.direction,
+            "transferred_from": self.transferred_from or None,
+            "continued_as": self.continued_as or None,
+            "consult": self.consult or None,
+            "consult_for": self.consult_for or None,
+            "callback_requested": self.callback_requested,
+            "callback_of": self.callback_of or None,
             "legs": [
                 {"party": leg.party, "name": leg.name, "state": leg.state, "owner": leg.owner or None,
                  "since": iso(leg.since) if leg.since else None, "caller_name": leg.caller_name}

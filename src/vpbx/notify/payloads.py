@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, get_args
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote_plus
 
 Command = Literal["history", "event", "contact", "rating", "webhook"]
 Dialect = Literal["form", "json", "legacy"]
@@ -274,8 +274,26 @@ def build_body(
     if dialect == "json":
         body = json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
         return body.encode("utf-8"), JSON_CONTENT_TYPE
-    encoded = urlencode([(k, _form_value(v)) for k, v in pairs], encoding="utf-8")
+    encoded = "&".join(f"{_quote(k)}={_quote(_form_value(v))}" for k, v in pairs)
     return encoded.encode("ascii"), FORM_CONTENT_TYPE
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_QUOTED: dict[str, str] = {}
+
+
+def _quote(text: str) -> str:
+    """``urlencode``'s quoting (quote_plus, UTF-8), with its hot cases cheap: ids, numbers and times need no
+    quoting; names, tokens and departments repeat from call to call (a bounded memo)."""
+    if _UNRESERVED.fullmatch(text):
+        return text
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = quote_plus(text, safe="", encoding="utf-8")
+        if len(_QUOTED) >= 4096:
+            _QUOTED.clear()
+        _QUOTED[text] = quoted
+    return quoted
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,3 +52,7 @@ class Telephony(Protocol):
     def connected(self, domain_id: int, callid: str, party: str) -> None:
         """The party's leg is talking."""
         ...
+
+    def moved(self, domain_id: int, old_callid: str, new_callid: str, party: str) -> None:
+        """A transfer moved the party's (talking) leg to another call; it keeps talking."""
+        ...

@@ -121,6 +121,15 @@ class SimTelephony:
     def stop(self, domain_id: int, callid: str, party: str) -> None:
         self._cancel(callid, party)
 
+    def moved(self, domain_id: int, old_callid: str, new_callid: str, party: str) -> None:
+        """Keep the party's pending automatic action (its hang-up after ``talk``), now on the new call."""
+        timer = self._timers.pop((old_callid, party), None)
+        if timer is None or self.clock is None:
+            return
+        remaining = max(0.0, (timer.due - self.clock.now()).total_seconds())
+        timer.cancel()
+        self._schedule(new_callid, party, remaining, "hangup")
+
     def connected(self, domain_id: int, callid: str, party: str) -> None:
         auto = self._behaviour(domain_id, party)
         if auto is not None and auto.talk is not None:

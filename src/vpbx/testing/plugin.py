@@ -161,9 +161,10 @@ class VpbxSim:
         return self._act(callid, "transfer", {"user": user, "to": to, "mode": "blind"})
 
     def ringing(self, callid: str) -> list[str]:
-        """Logins whose phones ring on the call now."""
+        """Who rings on the call now: employees' logins (also for their mobile legs), ``ext:<number>`` for
+        outside numbers."""
         legs = self.call(callid).get("legs") or []
-        return [leg["user"] for leg in legs if leg.get("state") == "ringing" and leg.get("user")]
+        return [leg.get("owner") or leg["party"] for leg in legs if leg.get("state") == "ringing"]
 
     def device(self, login: str, *, registered: bool = True, auto: Mapping[str, Any] | None = None) -> Any:
         body: dict[str, Any] = {"registered": registered}
