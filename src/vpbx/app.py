@@ -19,6 +19,7 @@ from vpbx.api.auth import AuthCache
 from vpbx.api.middleware import BodyLimit, Metrics, PathAliases
 from vpbx.api.responses import json_response
 from vpbx.clock import make_clock
+from vpbx.engine import traffic
 from vpbx.metrics import REGISTRY
 from vpbx.notify import lifecycle as notifier
 from vpbx.runtime import Runtime
@@ -31,7 +32,7 @@ log = logging.getLogger("vpbx")
 Hook = Callable[[Runtime], Awaitable[None]]
 # Feature packages (the notifier's dispatcher, the engine) start and stop with the server here.
 STARTUP_HOOKS: list[Hook] = [call_engine.start, notifier.start]
-SHUTDOWN_HOOKS: list[Hook] = [call_engine.stop, notifier.stop]
+SHUTDOWN_HOOKS: list[Hook] = [call_engine.stop, notifier.stop, traffic.stop_all]  # run in reverse
 
 DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
 
@@ -83,12 +84,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.ready = False
     errors.install(app)
 
-    from vpbx.api import legacy, sim_deliveries, sim_trunks, v1
+    from vpbx.api import legacy, sim_deliveries, sim_traffic, sim_trunks, v1
 
     app.include_router(v1.router())
     app.include_router(legacy.router)  # /sys/crm_api.wcgp, the legacy command API (000/001/004)
     app.include_router(sim_deliveries.router)
     app.include_router(sim_trunks.router)
+    app.include_router(sim_traffic.router)
     from vpbx.api import sim as sim_calls
 
     app.include_router(sim_calls.router)

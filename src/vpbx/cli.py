@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.services.errors import ServiceError
 from vpbx.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer(help="vpbx: a cloud PBX speaking the VPBX CRM integration API.", no_args_is_help=True)
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
@@ -523,13 +526,18 @@ def _api_key(key: str | None) -> str:
     return str(creds["api_key"])
 
 
-def _request(method: str, url: str, key: str | None, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to the server's API; transport and HTTP errors become a clean exit 1."""
+def _request(method: str, url: str, key: str | None, path: str, body: dict[str, Any] | None = None, *,
+             client: httpx.Client | None = None) -> Any:
+    """One request to the server's API (on ``client``'s connection when given: commands that poll);
+    transport and HTTP errors become a clean exit 1."""
     import httpx
 
     try:
-        r = httpx.request(method, url.rstrip("/") + path, json=body, headers={"X-API-KEY": _api_key(key)},
-                          timeout=30)
+        if client is not None:
+            r = client.request(method, path, json=body)
+        else:
+            r = httpx.request(method, url.rstrip("/") + path, json=body, headers={"X-API-KEY": _api_key(key)},
+                              timeout=30)
     except httpx.HTTPError as exc:
         err.print(f"[red]error:[/red] cannot reach {url}: {exc}")
         raise typer.Exit(1) from exc
@@ -556,11 +564,14 @@ def call_incoming(
 ) -> None:
     """A client dials one of the domain's numbers; prints the call's id and what rings."""
     call = _request("POST", url, key, "/sim/v1/calls", {"from": from_, "to": to})
-    if call["state"] == "refused":
-        console.print(f"call {call['callid']} [red]refused[/red]: {call.get('reason')}")
+    _print_placed(call, f" as {call['caller_name']}" if call.get("caller_name") else "")
+
+
+def _print_placed(call: dict[str, Any], detail: str) -> None:
+    if call["state"] in ("ended", "refused"):
+        console.print(f"call {call['callid']} [red]{call['state']}[/red]: {call.get('status') or call.get('reason')}")
         return
-    console.print(f"call [bold]{call['callid']}[/bold] {call['state']}"
-                  f"{' as ' + call['caller_name'] if call.get('caller_name') else ''}: {_legs(call)}")
+    console.print(f"call [bold]{call['callid']}[/bold] {call['state']}{detail}: {_legs(call)}")
 
 
 @app.command("calls")
@@ -576,6 +587,164 @@ def calls_list(url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
         table.add_row(c["callid"], c["kind"], c["from"], c["to"], f"[{colors.get(state, 'white')}]{state}[/]",
                       c["started"], c.get("caller_name") or "", c.get("group") or "", _legs(c))
     console.print(table)
+
+
+@call_app.command("outgoing")
+def call_outgoing(
+    from_: Annotated[str, typer.Option("--from", help="The employee dialling: a login or an extension")],
+    to: Annotated[str, typer.Option("--to", help="The outside number")],
+    url: UrlOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """An employee dials an outside number from their phone; prints the call's id and its legs."""
+    who = from_ if from_.startswith("user:") else f"user:{from_}"
+    call = _request("POST", url, key, "/sim/v1/calls", {"from": who, "to": to})
+    _print_placed(call, f" via {call['diversion']}" if call.get("diversion") else "")
+
+
+# --- the simulator's generated traffic and scenarios (vpbx sim ...) -------------------------------
+
+simulator_app = typer.Typer(help="Generated traffic and scenarios on a running server's simulator.",
+                            no_args_is_help=True)
+app.add_typer(simulator_app, name="sim")
+TRAFFIC_POLL = 0.5  # seconds between progress reads on a real-clock server
+
+
+def _pause(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def _client(url: str, key: str | None) -> httpx.Client:
+    import httpx
+
+    return httpx.Client(base_url=url.rstrip("/"), headers={"X-API-KEY": _api_key(key)}, timeout=30)
+
+
+def _virtual_clock(url: str, client: httpx.Client) -> bool:
+    import httpx
+
+    try:
+        return client.get("/sim/v1/clock").status_code == 200
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error:[/red] cannot reach {url}: {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _traffic_line(status: dict[str, Any]) -> str:
+    return (f"placed {status['placed']} · answered {status['answered']} · missed {status['missed']} · "
+            f"live {status['live']}")
+
+
+@simulator_app.command("traffic")
+def sim_traffic(
+    cpm: Annotated[float, typer.Option("--cpm", help="Calls per minute (mean of a Poisson process)")] = 60,
+    minutes: Annotated[float, typer.Option("--minutes", help="How long calls are placed")] = 10,
+    seed: Annotated[int | None, typer.Option(help="Same seed, same calls and outcomes (virtual clock)")] = None,
+    number: Annotated[list[str] | None, typer.Option("--number", help="A number clients dial (repeat it); "
+                                                                      "default all the domain's")] = None,
+    answer_probability: Annotated[float | None, typer.Option(help="Chance a ringing phone answers (0-1)")] = None,
+    outgoing_share: Annotated[float | None, typer.Option(help="Share of calls employees place (0-1)")] = None,
+    advance: Annotated[bool | None, typer.Option(
+        "--advance/--no-advance", help="Move a virtual clock along (default: when the server's clock is "
+                                       "virtual)")] = None,
+    url: UrlOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """Generate calls on the server's domain and follow the run with a progress bar (Ctrl-C stops it)."""
+    body: dict[str, Any] = {"calls_per_minute": cpm, "duration_s": minutes * 60}
+    for name, value in (("seed", seed), ("numbers", number or None), ("answer_probability", answer_probability),
+                        ("outgoing_share", outgoing_share)):
+        if value is not None:
+            body[name] = value
+    with _client(url, key) as client:
+        drive = _virtual_clock(url, client) if advance is None else advance
+        status = _request("POST", url, key, "/sim/v1/traffic", body, client=client)
+        console.print(f"traffic on {url}: {cpm:g} calls/min for {minutes:g} min, seed {status['seed']}"
+                      f"{' (advancing the virtual clock)' if drive else ''}")
+        status = _follow(url, key, client, status, drive)
+    console.print(f"traffic [green]{status['state']}[/green]: {_traffic_line(status)} (seed {status['seed']})")
+
+
+def _follow(url: str, key: str | None, client: httpx.Client, status: dict[str, Any], drive: bool) -> dict[str, Any]:
+    """The progress bar until the run is over; Ctrl-C stops the run (DELETE) and exits 130."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    duration = float(status["duration_s"])
+    step = min(60.0, max(1.0, duration / 100))  # virtual seconds per poll while calls are placed
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(escape(_traffic_line(status)), total=duration)
+        try:
+            while status["state"] == "running":
+                if drive:  # the last calls finish within minutes: bigger steps then
+                    seconds = step if status["placing"] else max(step, 10.0)
+                    _request("POST", url, key, "/sim/v1/clock/advance", {"seconds": seconds}, client=client)
+                else:
+                    _pause(TRAFFIC_POLL)
+                status = _request("GET", url, key, "/sim/v1/traffic", client=client)
+                note = "" if status["placing"] or status["state"] != "running" else " · finishing live calls"
+                progress.update(task, completed=min(float(status["elapsed_s"]), duration),
+                                description=escape(_traffic_line(status) + note))
+        except KeyboardInterrupt:
+            status = _request("DELETE", url, key, "/sim/v1/traffic", client=client)
+            progress.stop()
+            console.print(f"traffic [yellow]stopped[/yellow]: {_traffic_line(status)} (seed {status['seed']})")
+            raise typer.Exit(130) from None
+    return status
+
+
+@simulator_app.command("run")
+def sim_run(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files (YAML), played in order",
+                                                exists=True, dir_okay=False, readable=True)],
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Play every step even after a failure")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Seconds an expectation may take to come true "
+                                                       "(default 1 on a virtual clock, 10 on a real one)")] = None,
+    url: UrlOption = DEFAULT_URL,
+    key: KeyOption = None,
+) -> None:
+    """Play scenarios against the server: each step with ✔ or ✘; exits 1 when an expectation fails."""
+    from rich.markup import escape
+
+    from vpbx import scenarios
+
+    try:
+        loaded = [scenarios.load(f) for f in files]
+    except scenarios.ScenarioError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+    def show(o: scenarios.Outcome) -> None:
+        where = "" if o.index == 0 else f"{o.index:>2} "  # setup sections have no step number
+        if o.ok:
+            console.print(f"  [green]✔[/green] {where}{escape(o.title)}")
+            return
+        console.print(f"  [red]✘[/red] {where}{escape(o.title)}")
+        console.print(f"       [red]{escape(o.message)}[/red]")
+        for line in o.detail:
+            console.print(f"       {escape(line)}")
+
+    passed = failed = 0
+    with _client(url, key) as client:
+        player = scenarios.Player(client, report=show, keep_going=keep_going, timeout=timeout)
+        for scenario in loaded:
+            console.print(f"[bold]{escape(scenario.name)}[/bold]  ({escape(scenario.source)})")
+            result = player.play(scenario)
+            skipped = f", {result.skipped} not played" if result.skipped else ""
+            color = "green" if result.ok else "red"
+            console.print(f"  [{color}]{result.passed} passed, {result.failed} failed{skipped}[/{color}]")
+            passed, failed = (passed + 1, failed) if result.ok else (passed, failed + 1)
+            if failed and not keep_going:
+                break
+    if len(loaded) > 1:
+        console.print(f"{passed} of {len(loaded)} scenarios passed"
+                      f"{' (stopped at the first failing one)' if passed + failed < len(loaded) else ''}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

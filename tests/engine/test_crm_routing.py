@@ -70,6 +70,26 @@ def crm_option(e: Env, value: str, telnum: str = NUMBER) -> None:
 
 # --- the CRM's responsible -----------------------------------------------------------------------
 
+def test_the_crm_option_is_set_through_the_route(env: tuple[Env, ScriptedCrm]) -> None:
+    """A vpbx extension of 9.3: ``crm`` in the route's body, its fallback checked like the route's targets."""
+    e, crm = env
+    route = {"type": "group", "group": "sales", "greeting": False}
+    for bad in ("user:nobody", "group:nope", "telnum:12", "maybe"):
+        r = e.c.post(f"/crmapi/v1/telnums/{NUMBER}", json={**route, "crm": bad})
+        assert r.status_code == 400, bad
+        assert r.json()["errors"][0]["field"] == "crm"
+    assert e.c.get(f"/crmapi/v1/telnums/{NUMBER}").json()["crm"] == ""
+    r = e.c.post(f"/crmapi/v1/telnums/{NUMBER}", json={**route, "crm": "user:704"})
+    assert r.status_code == 200 and r.json()["crm"] == "user:manager"
+    assert e.c.post(f"/crmapi/v1/telnums/{NUMBER}", json=route).json()["crm"] == "user:manager"  # kept
+    crm.answer = {"responsible": "maria"}
+    call = dial(e.t)
+    assert e.ringing(call["callid"]) == ["maria"]
+    advance(e.t, 20)  # maria does not answer: the fallback
+    assert e.ringing(call["callid"]) == ["manager"]
+    assert e.c.post(f"/crmapi/v1/telnums/{NUMBER}", json={**route, "crm": ""}).json()["crm"] == ""
+
+
 def test_responsible_by_extension_rings_first(env: tuple[Env, ScriptedCrm]) -> None:
     e, crm = env
     crm_option(e, "group:hr")

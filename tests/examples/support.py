@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import httpx
 from examples.mini_crm.app import Server
 from examples.mini_crm.store import Contact, Store
-from sqlalchemy import update
 from starlette.applications import Starlette
 
 from vpbx.testing.plugin import VpbxDomain
@@ -65,20 +64,11 @@ class MiniCrm:
 
 
 def crm_routing(domain: VpbxDomain, telnum: str, fallback: str) -> None:
-    """Turn on a number's 9.1 ``crm`` option ("transfer to the responsible"). The REST API and the CLI cannot
-    set it, so the test writes it in the PBX's store, as tests/engine/test_crm_routing.py does."""
-    from vpbx.services import tenancy
-    from vpbx.store.tables import Telnum
-
-    async def work() -> None:
-        async with domain.server.runtime.sessions() as session:
-            d = await tenancy.get_domain(session, domain.name)
-            await session.execute(update(Telnum).where(Telnum.domain_id == d.id, Telnum.telnum == telnum)
-                                  .values(crm=fallback))
-            await session.commit()
-
-    domain.server.call(work())
-    assert domain.client.get_telnum(telnum).crm == fallback
+    """Turn on a number's 9.1 ``crm`` option ("transfer to the responsible") through the route (9.3), keeping
+    the number's route as it is."""
+    now = domain.client.get_telnum(telnum)
+    route = {"type": now.type, "greeting": now.greeting, "user": now.user, "group": now.group, "crm": fallback}
+    assert domain.client.set_telnum_route(telnum, route).crm == fallback
 
 
 class EventStream:

@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from vpbx.domain import blacklist as blacklist_rules
+from vpbx.domain.callerid import CallerIdConfig
 from vpbx.runtime import Runtime
-from vpbx.services import blacklist, numbers, ratings
+from vpbx.services import blacklist, callerids, numbers, ratings, restrictions
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
@@ -86,55 +88,61 @@ class ConfigCache:
         if time.monotonic() - self._born > TTL:
             self.clear()
 
-    # Each read opens a session only on a miss: a call that finds everything here costs no session at all.
-
     async def route(self, domain: Domain, telnum: str, at: datetime) -> Any:
+        return await self._cached(("route", domain.id, telnum, int(at.timestamp() // 60)),
+                                  lambda s: numbers.route_for(s, domain, telnum, at))
+
+    async def blocked(self, domain_id: int, caller: str | None) -> blacklist_rules.BlockDecision:
+        async def load(session: AsyncSession) -> Any:
+            return (await blacklist.entries(session, domain_id), await blacklist.block_anonymous(session, domain_id))
+
+        entries, anonymous = await self._cached(("blacklist", domain_id), load)
+        return blacklist_rules.is_blocked(caller, entries, anonymous)
+
+    async def group(self, domain_id: int, group_id: str) -> tuple[Group | None, Sequence[tuple[GroupMember, User]]]:
+        async def load(session: AsyncSession) -> Any:
+            group = await repo.find_group(session, domain_id, group_id)
+            return group, (await repo.members(session, [group.id]))[group.id] if group else []
+
+        found: tuple[Group | None, Sequence[tuple[GroupMember, User]]] = await self._cached(
+            ("group", domain_id, group_id), load)
+        return found
+
+    async def _cached(self, key: tuple[Any, ...], load: Any) -> Any:
+        """Each read opens a session only on a miss: a call that finds everything here costs no session."""
         self._fresh()
-        key = ("route", domain.id, telnum, int(at.timestamp() // 60))
         if key not in self._data:
             self.misses += 1
             async with self.rt.sessions() as session:
-                self._data[key] = await numbers.route_for(session, domain, telnum, at)
+                self._data[key] = await load(session)
         else:
             self.hits += 1
         return self._data[key]
 
-    async def blocked(self, domain_id: int, caller: str | None) -> blacklist_rules.BlockDecision:
-        self._fresh()
-        key = ("blacklist", domain_id)
-        if key not in self._data:
-            self.misses += 1
-            async with self.rt.sessions() as session:
-                self._data[key] = (await blacklist.entries(session, domain_id),
-                                   await blacklist.block_anonymous(session, domain_id))
-        else:
-            self.hits += 1
-        entries, anonymous = self._data[key]
-        return blacklist_rules.is_blocked(caller, entries, anonymous)
-
-    async def group(self, domain_id: int, group_id: str) -> tuple[Group | None, Sequence[tuple[GroupMember, User]]]:
-        self._fresh()
-        key = ("group", domain_id, group_id)
-        if key not in self._data:
-            self.misses += 1
-            async with self.rt.sessions() as session:
-                group = await repo.find_group(session, domain_id, group_id)
-                members = (await repo.members(session, [group.id]))[group.id] if group else []
-            self._data[key] = (group, members)
-        else:
-            self.hits += 1
-        found: tuple[Group | None, Sequence[tuple[GroupMember, User]]] = self._data[key]
+    async def user(self, domain_id: int, who: str) -> User | None:
+        """An employee by login or extension (the engine reads their DND, absence and redirect)."""
+        found: User | None = await self._cached(("user", domain_id, who),
+                                                lambda s: repo.find_user(s, domain_id, who))
         return found
+
+    async def dial_rules(self, domain_id: int, login: str | None) -> restrictions.DialRules:
+        found: restrictions.DialRules = await self._cached(("dial", domain_id, login),
+                                                           lambda s: restrictions.dial_rules(s, domain_id, login))
+        return found
+
+    async def caller_ids(self, domain_id: int) -> CallerIdConfig:
+        found: CallerIdConfig = await self._cached(("clid", domain_id),
+                                                   lambda s: callerids.caller_id_config(s, domain_id))
+        return found
+
+    async def caller_id(self, domain_id: int, client: str, login: str | None) -> str:
+        """The caller ID of an employee's outgoing call to ``client`` (13; ``services.callerids``)."""
+        groups: list[str] = await self._cached(("groups", domain_id, login),
+                                               lambda s: callerids.groups_of(s, domain_id, login))
+        return callerids.pick(await self.caller_ids(domain_id), client, login=login, groups=groups)
 
     async def rating(self, domain_id: int) -> tuple[frozenset[str], frozenset[str]]:
         """The numbers and the departments that ask callers for a score (``services.ratings``)."""
-        self._fresh()
-        key = ("rating", domain_id)
-        if key not in self._data:
-            self.misses += 1
-            async with self.rt.sessions() as session:
-                self._data[key] = await ratings.asking(session, domain_id)
-        else:
-            self.hits += 1
-        found: tuple[frozenset[str], frozenset[str]] = self._data[key]
+        found: tuple[frozenset[str], frozenset[str]] = await self._cached(
+            ("rating", domain_id), lambda s: ratings.asking(s, domain_id))
         return found

@@ -39,7 +39,7 @@ from vpbx.notify.payloads import (
     RatingNotice,
 )
 from vpbx.runtime import Runtime
-from vpbx.services import blacklist, callerids, numbers, restrictions
+from vpbx.services import blacklist, numbers
 from vpbx.services import settings as settings_service
 from vpbx.store.repositories import directory as repo
 from vpbx.store.repositories import numbers as numbers_repo
@@ -388,8 +388,7 @@ class CallEngine:
     # --- ringing ---------------------------------------------------------------------------------
 
     async def _load_user(self, domain_id: int, login: str) -> User | None:
-        async with self.rt.sessions() as session:
-            return await repo.find_user(session, domain_id, login)
+        return await self.config.user(domain_id, login)
 
     async def _ring_user(self, call: Call, login: str, seconds: float = USER_RING_SECONDS) -> None:
         user = await self._load_user(call.domain_id, login)
@@ -816,8 +815,7 @@ class CallEngine:
         user = await self._load_user(domain_id, to)
         if user is not None:
             return numbers.Target("user", user.login)
-        async with self.rt.sessions() as session:
-            group = await repo.find_group(session, domain_id, to)
+        group, _ = await self.config.group(domain_id, to)
         if group is not None:
             return numbers.Target("group", None, group.group_id)
         try:
@@ -939,9 +937,8 @@ class CallEngine:
         call.talkers.append(user.login)
         self.busy.add((domain.id, user.login))
         self.live[call.callid] = call
-        async with self.rt.sessions() as session:
-            allowed = await restrictions.may_dial(session, domain.id, user.login, number)
-            clid = await callerids.caller_id_for(session, domain.id, number, login=user.login) if allowed else ""
+        allowed = (await self.config.dial_rules(domain.id, user.login)).allows(number)
+        clid = await self.config.caller_id(domain.id, number, user.login) if allowed else ""
         async with call.lock:
             call.diversion = clid
             if allowed:
@@ -1038,9 +1035,7 @@ class CallEngine:
             self._stop_elsewhere(call, person)
             self.rt.telephony.connected(call.domain_id, call.callid, leg.party)
             if call.group_id:  # a department's call: the member who picked up is the one calling
-                async with self.rt.sessions() as session:
-                    allowed = await restrictions.may_dial(session, call.domain_id, person, call.dialed)
-                if not allowed:
+                if not (await self.config.dial_rules(call.domain_id, person)).allows(call.dialed):
                     await self._finish(call, CallStatus.NOT_ALLOWED)
                     return
             await self._dial_client(call)

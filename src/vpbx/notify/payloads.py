@@ -224,16 +224,29 @@ def supports(command: Command, dialect: Dialect) -> bool:
     return dialect != "legacy" or command in LEGACY_FIELDS
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(notice: Notice) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(type(notice))
+    if names is None:
+        names = _FIELD_NAMES[type(notice)] = tuple(f.name for f in fields(notice))
+    return names
+
+
 def _items(notice: Notice, dialect: Dialect, notification_id: str | None) -> Iterator[tuple[str, Any]]:
     wanted = LEGACY_FIELDS.get(notice.command) if dialect == "legacy" else None
-    for f in fields(notice):
-        if wanted is not None and f.name not in wanted:
+    for name in _field_names(notice):
+        if wanted is not None and name not in wanted:
             continue
-        value = getattr(notice, f.name)
-        if isinstance(notice, WebhookNotice) and f.name == "id" and value is None:
+        value = getattr(notice, name)
+        if value is None and name == "id" and isinstance(notice, WebhookNotice):
             # The delivery id doubles as the event id, so a receiver can dedupe on either.
             value = notification_id
         if value is None:
+            continue
+        if type(value) is str:
+            yield name, value
             continue
         if isinstance(value, datetime):
             value = format_start(value)
@@ -241,10 +254,12 @@ def _items(notice: Notice, dialect: Dialect, notification_id: str | None) -> Ite
             value = value.value
         elif isinstance(value, Mapping):
             value = dict(value)  # json.dumps takes dicts only, not any Mapping
-        yield f.name, value
+        yield name, value
 
 
 def _form_value(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Mapping | list):

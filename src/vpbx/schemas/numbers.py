@@ -120,6 +120,9 @@ class TelnumRouteIn(Model):
     custom_routes: list[CustomRouteIn] | None = None
     schedule: dict[str, Any] | None = None
     greeting_file: str | None = Field(None, max_length=255)
+    crm: str | None = Field(None, max_length=64, description=(
+        'vpbx extension: 9.1 "transfer to the responsible employee in the CRM": "" off, "on", or on with the '
+        'fallback when the responsible does not answer: "user:<login>", "group:<id>", "telnum:<number>"'))
 
     @model_validator(mode="after")
     def _fields(self) -> TelnumRouteIn:

@@ -171,7 +171,17 @@ async def caller_id_for(session: AsyncSession, domain_id: int, client: str, *, l
     ``domain.callerid.choose_caller_id``; ``groups`` default to the employee's departments. "" when none is set."""
     config = await caller_id_config(session, domain_id)
     if groups is None:
-        user = await dir_repo.find_user(session, domain_id, login) if login else None
-        groups = [g.group_id for g, _ in await dir_repo.groups_of_user(session, user.id)] if user else []
+        groups = await groups_of(session, domain_id, login)
+    return pick(config, client, login=login, groups=groups, clid=clid)
+
+
+async def groups_of(session: AsyncSession, domain_id: int, login: str | None) -> list[str]:
+    """The departments of employee ``login`` (a login or an extension), for the departments' caller IDs."""
+    user = await dir_repo.find_user(session, domain_id, login) if login else None
+    return [g.group_id for g, _ in await dir_repo.groups_of_user(session, user.id)] if user else []
+
+
+def pick(config: CallerIdConfig, client: str, *, login: str | None, groups: Sequence[str],
+         clid: str | None = None) -> str:
     choice = choose_caller_id(config, client=client, login=login, groups=list(groups), clid=clid)
     return choice.telnum if choice is not None else ""

@@ -325,6 +325,26 @@ async def _custom_routes(resolver: _Resolver, routes: list[CustomRouteIn]) -> li
     return out
 
 
+async def _crm_option(resolver: _Resolver, option: str) -> str:
+    """The number's ``crm`` option, its fallback resolved (``engine.core.crm_fallback`` reads it)."""
+    kind, _, value = option.strip().partition(":")
+    kind, value = kind.strip().lower(), value.strip()
+    if kind in ("", "off"):
+        return ""
+    if kind == "on" and not value:
+        return "on"
+    if kind == "user":
+        return f"user:{await resolver.user(value, 'crm')}"
+    if kind == "group":
+        return f"group:{await resolver.group(value, 'crm')}"
+    if kind == "telnum":
+        try:
+            return f"telnum:{normalize_number(value)}"
+        except InvalidNumber:
+            raise Invalid("crm", "telnum: not a phone number") from None
+    raise Invalid("crm", '"" (off), "on", "user:<login>", "group:<id>" or "telnum:<number>"')
+
+
 async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Telnum:
     """9.3: validate everything first, then change the number (all or nothing)."""
     row = await get(session, domain_id, telnum, lock=True)
@@ -349,6 +369,7 @@ async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: Te
         other = await resolver.target(body.other, "other")
     if body.custom_routes is not None:
         custom = await _custom_routes(resolver, body.custom_routes)
+    crm = row.crm if body.crm is None else await _crm_option(resolver, body.crm)
     if body.type == "scheduler":
         if work is None:
             raise Invalid("work", "a scheduler route needs the working-hours route 'work'")
@@ -359,6 +380,7 @@ async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: Te
     row.route_user, row.route_group, row.ivr_menu = route_user, route_group, ivr_menu
     row.work, row.other, row.schedule = work, other, schedule
     row.custom_routes = copy.deepcopy(custom or [])
+    row.crm = crm
     if body.name is not None:
         row.name = body.name
     if body.greeting_file is not None:

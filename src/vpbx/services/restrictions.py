@@ -7,6 +7,7 @@ in the company's rules, the employee's or any of the employee's departments' (``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,17 +110,32 @@ async def remove_group(session: AsyncSession, domain_id: int, group_id: str, all
         await session.flush()
 
 
-async def may_dial(session: AsyncSession, domain_id: int, login: str | None, number: str) -> bool:
-    """Whether employee ``login`` may call external ``number`` (the engine's entry point).
+@dataclass(frozen=True)
+class DialRules:
+    """What decides an employee's outgoing calls (14): the company's, their own and their departments' rules,
+    and the domain's home region (``LOCAL``). The engine keeps these per employee (``engine.config``)."""
 
-    An unknown or absent ``login`` (a call the PBX places itself) gets the company's rules only.
-    """
+    company: frozenset[str]
+    own: frozenset[str]
+    groups: tuple[frozenset[str], ...]
+    home_region: int | None
+
+    def allows(self, number: str) -> bool:
+        return rules.may_dial(classify(number, self.home_region), self.company, self.own, list(self.groups))
+
+
+async def dial_rules(session: AsyncSession, domain_id: int, login: str | None) -> DialRules:
+    """An unknown or absent ``login`` (a call the PBX places itself) gets the company's rules only."""
     row = await repo.domain_settings(session, domain_id)
-    company = set(settings.setting(row, "restrictions_main"))
     own: list[str] = []
     group_rules: list[list[str]] = []
     user = await dir_repo.find_user(session, domain_id, login) if login else None
     if user is not None:
         own, group_rules = await repo.rules_for_user(session, user.id)
-    direction = classify(number, await callerids.home_region(session, domain_id))
-    return rules.may_dial(direction, company, set(own), [set(g) for g in group_rules])
+    return DialRules(frozenset(settings.setting(row, "restrictions_main")), frozenset(own),
+                     tuple(frozenset(g) for g in group_rules), await callerids.home_region(session, domain_id))
+
+
+async def may_dial(session: AsyncSession, domain_id: int, login: str | None, number: str) -> bool:
+    """Whether employee ``login`` may call external ``number``."""
+    return (await dial_rules(session, domain_id, login)).allows(number)

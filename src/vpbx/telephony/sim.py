@@ -35,6 +35,9 @@ class SimTelephony:
         self._auto: dict[tuple[int, str], Auto] = {}
         self._externals: dict[tuple[int, str], Auto] = {}
         self._timers: dict[tuple[str, str], Timer] = {}
+        # The behaviour a party had when it started ringing: it answers AND hangs up by that one, even if the
+        # simulator changes the device's behaviour in between (a call would otherwise talk forever).
+        self._rung: dict[tuple[str, str], Auto] = {}
         self._signals: CallSignals | None = None
         self.clock: RealClock | VirtualClock | None = None
 
@@ -115,11 +118,13 @@ class SimTelephony:
         auto = self._behaviour(domain_id, party)
         if auto is None or auto.action == "ignore":
             return
+        self._rung[(callid, party)] = auto
         what = auto.action  # answer, reject (a device), or busy / unavailable / notfound (an outside number)
         self._schedule(callid, party, auto.after, what)
 
     def stop(self, domain_id: int, callid: str, party: str) -> None:
         self._cancel(callid, party)
+        self._rung.pop((callid, party), None)
 
     def moved(self, domain_id: int, old_callid: str, new_callid: str, party: str) -> None:
         """Keep the party's pending automatic action (its hang-up after ``talk``), now on the new call."""
@@ -131,6 +136,6 @@ class SimTelephony:
         self._schedule(new_callid, party, remaining, "hangup")
 
     def connected(self, domain_id: int, callid: str, party: str) -> None:
-        auto = self._behaviour(domain_id, party)
+        auto = self._rung.pop((callid, party), None) or self._behaviour(domain_id, party)
         if auto is not None and auto.talk is not None:
             self._schedule(callid, party, auto.talk, "hangup")
