@@ -81,6 +81,8 @@ def is_blocked(caller: str | None, entries: Iterable[BlacklistEntry], block_anon
     if caller is None or is_anonymous(caller):
         # A withheld number has nothing to compare with entries, even with a "*" mask.
         return BlockDecision(True, "anonymous") if block_anonymous else BlockDecision(False)
+    if not entries:
+        return BlockDecision(False)
     key = _caller_key(caller)
     mask_hit: BlacklistEntry | None = None
     for entry in entries:

@@ -6,6 +6,7 @@ Numbers are stored and compared as international digits without '+', the form th
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -42,6 +43,11 @@ def normalize_number(raw: str, default_region: str = "RU") -> str:
     fit that region are retried as international ("380441234567"), since the API sends
     international numbers without '+'.
     """
+    return _normalize(raw, default_region)
+
+
+@functools.lru_cache(maxsize=16384)  # pure, and the engine sees the same callers and numbers again and again
+def _normalize(raw: str, default_region: str) -> str:
     text = raw.strip()
     if not _HAS_DIGIT.search(text):
         raise InvalidNumber(f"not a phone number: {raw!r}")
