@@ -5,7 +5,9 @@ Two domains in one SQLite store: one with 10k rows, one with 1M. A ``vpbx serve`
 client); the server's peak RSS (VmHWM) is read after each export: a streaming export keeps it flat
 from 10k to 1M rows. Then ``sqlite3 -csv`` runs the same query (same columns, filter and order).
 
-    .venv/bin/python bench/export.py [--rows 1000000] [--small 10000]
+    .venv/bin/python bench/export.py [--rows 1000000] [--small 10000] [--keep]
+
+The machine's load average is printed before and after: on a shared machine compare ratios, not seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -95,12 +98,11 @@ def sqlite_csv(db: Path, domain_id: int) -> tuple[float, int, int, float]:
     return time.perf_counter() - began, size, lines, usage.ru_maxrss / 1024
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--small", type=int, default=10_000)
-    args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-export-"))
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     env = {**os.environ, "VPBX_HOME": str(tmp)}
     for name, key in KEYS.items():
         subprocess.run([*VPBX, "domain", "create", name, "--api-key", key, "--no-demo-data"], env=env, check=True,
@@ -111,6 +113,7 @@ def main() -> None:
     big_id = fill(db, "big.local", args.rows)
     print(f"filled {args.small} + {args.rows} rows in {time.perf_counter() - began:.1f} s "
           f"({db.stat().st_size / 1e6:.0f} MB)")
+    print(f"before the exports: {load()}")
     port = free_port()
     server = subprocess.Popen([*VPBX, "serve", "--port", str(port), "--no-demo"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -137,6 +140,23 @@ def main() -> None:
     print(f"sqlite3 -csv {args.rows} rows: {q_big[0]:6.2f} s {q_big[1] / 1e6:7.1f} MB  peak RSS {q_big[3]:6.1f} MB")
     print(f"speed ratio vpbx/sqlite3 at {args.rows} rows: {q_big[0] / s_big:.2f} (target >= 0.5); "
           f"server peak RSS growth 10k -> {args.rows}: {hwm_big - hwm_small:+.1f} MB")
+    print(f"after the exports: {load()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=10_000)
+    ap.add_argument("--keep", action="store_true", help="keep the store (its directory is printed)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-export-"))
+    try:
+        run(args, tmp)
+    finally:
+        if args.keep:
+            print(f"store kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,39 @@
 """Call history exports (002 §4): filters, and rows streamed from the store as CSV or JSON.
 
-The exports never hold the result in memory: rows are read with a server-side cursor
-(``stream`` + ``yield_per``) and encoded chunk by chunk.
+The exports never hold the result in memory: rows come from a cursor in chunks (a raw ``sqlite3``
+cursor in a worker thread on SQLite, a server-side cursor on PostgreSQL, see
+``store.reader.stream_encoded``) and each chunk is encoded at once, with as little work per row as
+possible. The per-row encoders (``external_csv`` ...) are the reference the chunk encoders
+(``external_csv_chunk`` ...) must match byte for byte (tests/engine/test_history_export*.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vpbx.domain import history as rules
 from vpbx.domain.phone import digits_of
 from vpbx.services.errors import Invalid
-from vpbx.store.repositories.calls import ExternalFilter, InnerFilter, external_query, inner_query
+from vpbx.store.reader import stream_encoded
+from vpbx.store.repositories.calls import (
+    EXTERNAL_CSV_COLUMNS,
+    EXTERNAL_EXPORT_COLUMNS,
+    INNER_EXPORT_COLUMNS,
+    ExternalFilter,
+    InnerFilter,
+    external_query,
+    inner_query,
+)
 
-CHUNK_ROWS = 2000
+# Rows per chunk: ~250 KiB of CSV, ~600 KiB of JSON; an export holds a few chunks at most.
+CSV_CHUNK_ROWS = 2000
+JSON_CHUNK_ROWS = 1000
 EXTERNAL_TYPES = ("all", "in", "out", "missed")
 INNER_TYPES = ("all", "success", "noanswer")
 
@@ -133,44 +147,105 @@ def inner_json(row: Sequence[Any]) -> dict[str, Any]:
             "to_name": to_name, "start": rules.iso(start), "wait": wait, "duration": duration, "record": link}
 
 
+# --- chunk encoders: the same bytes as the row encoders above, for rows of the export columns ----
+#
+# Rows come from ``EXTERNAL_CSV_COLUMNS`` / ``EXTERNAL_EXPORT_COLUMNS`` / ``INNER_EXPORT_COLUMNS``:
+# ``start`` is stored text (``utc_text``), ``YYYY-MM-DD HH:MM:SS...`` in UTC, so ``rules.iso`` is two
+# slices; the CSV's type and account name come from the store (``EXTERNAL_CSV_COLUMNS``) and
+# ``rules.csv_field`` is inlined: one f-string per row, no call. Keep them in step with the rules.
+
+_CR, _LF = "\r", "\n"
+
+
+def external_csv_chunk(rows: Sequence[Any], domain: str) -> bytes:
+    at = "@" + domain
+    return "".join([
+        f"{callid},{type_},{client},{account}{at},{diversion},{start[:10]}T{start[11:19]}Z,{wait},{duration},"
+        f"{link if ',' not in link and _CR not in link and _LF not in link else rules.csv_field(link)}"
+        f"{'' if rating is None else f',{rating}'}\r\n"
+        for callid, type_, client, account, diversion, start, wait, duration, link, rating in rows
+    ]).encode()
+
+
+def external_json_chunk(rows: Sequence[Any], first_answered: bool, process_missed: bool) -> bytes:
+    """The rows' objects, comma-separated (no brackets)."""
+    items = []
+    for (callid, type_, status, destination, client, login, name, first, first_name, _group_id, group_name,
+         diversion, telnum_name, start, wait, duration, link, rating, missed, note) in rows:
+        if first_answered and first:
+            login, name = first, first_name
+        out: dict[str, Any] = {
+            "uid": callid, "type": type_, "status": rules.json_status(type_, status), "client": client,
+            "diversion": diversion, "telnum_name": telnum_name, "destination": destination, "user": login,
+            "user_name": name, "group_name": group_name, "start": f"{start[:10]}T{start[11:19]}Z", "wait": wait,
+            "duration": duration, "record": link,
+        }
+        if rating is not None:
+            out["rating"] = rating
+        if note:
+            out["note"] = note
+        if process_missed and missed is not None:
+            out["missedStatus"] = missed
+        items.append(out)
+    return orjson.dumps(items)[1:-1]
+
+
+def inner_csv_chunk(rows: Sequence[Any], domain: str) -> bytes:
+    at = "@" + domain
+    return "".join([
+        f"{callid},{status},{from_login}{at},{to_login}{at},{start[:10]}T{start[11:19]}Z,{wait},{duration},"
+        f"{link if ',' not in link and _CR not in link and _LF not in link else rules.csv_field(link)}\r\n"
+        for callid, status, from_login, _fn, to_login, _tn, start, wait, duration, link in rows
+    ]).encode()
+
+
+def inner_json_chunk(rows: Sequence[Any]) -> bytes:
+    return orjson.dumps([
+        {"uid": callid, "status": status, "from": from_login, "to": to_login, "from_name": from_name,
+         "to_name": to_name, "start": f"{start[:10]}T{start[11:19]}Z", "wait": wait, "duration": duration,
+         "record": link}
+        for callid, status, from_login, from_name, to_login, to_name, start, wait, duration, link in rows
+    ])[1:-1]
+
+
 # --- streaming ---------------------------------------------------------------------------------
 
-async def _rows(sessions: async_sessionmaker[AsyncSession], stmt: Select[Any]) -> AsyncIterator[Sequence[Any]]:
-    """Row chunks straight from a server-side cursor."""
-    async with sessions() as session:
-        result = await session.stream(stmt.execution_options(yield_per=CHUNK_ROWS))
-        async for chunk in result.partitions(CHUNK_ROWS):
-            yield chunk
+def _engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = sessions.kw["bind"]
+    assert isinstance(bind, AsyncEngine)
+    return bind
 
 
-async def stream_external_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
-                              f: ExternalFilter) -> AsyncIterator[bytes]:
-    async for chunk in _rows(sessions, external_query(domain_id, f)):
-        yield "".join(external_csv(r, domain) for r in chunk).encode("utf-8")
-
-
-async def stream_external_json(sessions: async_sessionmaker[AsyncSession], domain_id: int, f: ExternalFilter,
-                               first_answered: bool, process_missed: bool) -> AsyncIterator[bytes]:
+async def _json_array(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
     yield b"["
     sep = b""
-    async for chunk in _rows(sessions, external_query(domain_id, f)):
-        parts = [orjson.dumps(external_json(r, first_answered, process_missed)) for r in chunk]
-        yield sep + b",".join(parts)
-        sep = b","
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            yield sep + chunk
+            sep = b","
     yield b"]"
 
 
-async def stream_inner_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
-                           f: InnerFilter) -> AsyncIterator[bytes]:
-    async for chunk in _rows(sessions, inner_query(domain_id, f)):
-        yield "".join(inner_csv(r, domain) for r in chunk).encode("utf-8")
+def stream_external_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
+                        f: ExternalFilter) -> AsyncIterator[bytes]:
+    return stream_encoded(_engine(sessions), external_query(domain_id, f, EXTERNAL_CSV_COLUMNS),
+                          lambda rows: external_csv_chunk(rows, domain), CSV_CHUNK_ROWS)
 
 
-async def stream_inner_json(sessions: async_sessionmaker[AsyncSession], domain_id: int,
-                            f: InnerFilter) -> AsyncIterator[bytes]:
-    yield b"["
-    sep = b""
-    async for chunk in _rows(sessions, inner_query(domain_id, f)):
-        yield sep + b",".join(orjson.dumps(inner_json(r)) for r in chunk)
-        sep = b","
-    yield b"]"
+def stream_external_json(sessions: async_sessionmaker[AsyncSession], domain_id: int, f: ExternalFilter,
+                         first_answered: bool, process_missed: bool) -> AsyncIterator[bytes]:
+    return _json_array(stream_encoded(
+        _engine(sessions), external_query(domain_id, f, EXTERNAL_EXPORT_COLUMNS),
+        lambda rows: external_json_chunk(rows, first_answered, process_missed), JSON_CHUNK_ROWS))
+
+
+def stream_inner_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
+                     f: InnerFilter) -> AsyncIterator[bytes]:
+    return stream_encoded(_engine(sessions), inner_query(domain_id, f, INNER_EXPORT_COLUMNS),
+                          lambda rows: inner_csv_chunk(rows, domain), CSV_CHUNK_ROWS)
+
+
+def stream_inner_json(sessions: async_sessionmaker[AsyncSession], domain_id: int,
+                      f: InnerFilter) -> AsyncIterator[bytes]:
+    return _json_array(stream_encoded(_engine(sessions), inner_query(domain_id, f, INNER_EXPORT_COLUMNS),
+                                      inner_json_chunk, JSON_CHUNK_ROWS))

@@ -8,15 +8,19 @@ snapshot beside the async writers. On PostgreSQL reads go through the async engi
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+import threading
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Sequence
+from contextlib import aclosing
 from typing import Any
 
-from sqlalchemy import Engine, Row, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, Row, Select, create_engine, event
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import SingletonThreadPool
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from vpbx.store.db import is_sqlite, normalize_url
 
@@ -81,3 +85,113 @@ class Reader:
             self._version_conn.close()
         if self._sync is not None:
             self._sync.dispose()
+
+
+# --- streamed exports ---------------------------------------------------------------------------
+#
+# A million-row export through the async engine costs ~20 µs a row (aiosqlite's thread hop per
+# fetch, SQLAlchemy rows, datetime parsing); a raw ``sqlite3`` cursor costs ~2 µs. On SQLite the
+# rows are therefore read by a plain ``sqlite3`` connection in a thread of the export's own, which
+# fetches and encodes chunks while the event loop sends earlier ones: a few chunks exist at any
+# time, whatever the size of the export.
+
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The file behind a SQLite engine; ``None`` for PostgreSQL and in-memory databases."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def driver_sql(stmt: ClauseElement, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """``stmt`` as the DBAPI driver receives it: SQL text and positional parameters, ``IN`` lists
+    expanded and every value converted by its column type (e.g. ``UTCDateTime`` to stored text)."""
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    state = compiled.construct_expanded_state()
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            for key in state.parameter_expansion.get(name, [name]):
+                processors[key] = process
+    names = state.positiontup or ()
+    params = tuple(processors[n](v) if n in processors else v for n, v in zip(names, state.positional_parameters,
+                                                                               strict=True))
+    return state.statement, params
+
+
+async def stream_encoded(engine: AsyncEngine, stmt: Select[Any], encode: Callable[[Sequence[Any]], bytes],
+                         rows: int) -> AsyncGenerator[bytes, None]:
+    """``encode(batch)`` for each batch of at most ``rows`` rows of ``stmt``, in order.
+
+    On SQLite ``encode`` gets plain DBAPI tuples: no column type processes the values, so select
+    only columns whose stored form is what ``encode`` expects (text, integers; timestamps as text).
+    On PostgreSQL it gets SQLAlchemy rows from a server-side cursor (``stream`` + ``yield_per``).
+    """
+    path = sqlite_file(engine)
+    if path is None:
+        async with engine.connect() as aconn:
+            result = await aconn.stream(stmt.execution_options(yield_per=rows))
+            async for part in result.partitions(rows):
+                yield encode(part)
+        return
+    sql, params = driver_sql(stmt, engine.dialect)
+    async with aclosing(_sqlite_encoded(path, sql, params, encode, rows)) as chunks:
+        async for chunk in chunks:
+            yield chunk
+
+
+# Exports running at once on SQLite, each a thread with its own connection and read snapshot; more wait their turn
+# (a long snapshot holds the WAL from being checkpointed, so they are kept few).
+EXPORT_THREADS = threading.BoundedSemaphore(8)
+
+
+async def _sqlite_encoded(path: str, sql: str, params: Sequence[Any], encode: Callable[[Sequence[Any]], bytes],
+                          rows: int, depth: int = 3) -> AsyncGenerator[bytes, None]:
+    """A producer thread reads and encodes; at most ``depth`` chunks wait for the event loop."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+    slots = threading.Semaphore(depth)
+    stop = threading.Event()
+
+    def hand(item: bytes | BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(ready.put_nowait, item)
+        except RuntimeError:  # the loop is gone (server shutting down): nobody listens any more
+            stop.set()
+
+    def produce() -> None:
+        with EXPORT_THREADS:
+            read()
+
+    def read() -> None:
+        try:
+            conn = sqlite3.connect(path, timeout=30)
+            try:
+                conn.execute("PRAGMA query_only=1")
+                cursor = conn.execute(sql, params)  # one statement: one read snapshot for the whole export
+                while batch := cursor.fetchmany(rows):
+                    chunk = encode(batch)
+                    slots.acquire()
+                    if stop.is_set():
+                        return
+                    hand(chunk)
+            finally:
+                conn.close()
+            hand(None)
+        except BaseException as exc:
+            hand(exc)
+
+    threading.Thread(target=produce, name="vpbx-export", daemon=True).start()
+    try:
+        while (item := await ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            slots.release()
+            yield item
+    finally:
+        stop.set()
+        slots.release()  # wake the producer if it waits for a slot

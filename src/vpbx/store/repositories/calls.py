@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, String, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from vpbx.store.tables import CallRecord, InnerCallRecord
 
@@ -24,6 +27,46 @@ INNER_COLUMNS: tuple[Any, ...] = (
     InnerCallRecord.callid, InnerCallRecord.status, InnerCallRecord.from_login, InnerCallRecord.from_name,
     InnerCallRecord.to_login, InnerCallRecord.to_name, InnerCallRecord.start, InnerCallRecord.wait,
     InnerCallRecord.duration, InnerCallRecord.link,
+)
+
+
+class utc_text(FunctionElement[str]):
+    """A ``UTCDateTime`` column as stored text, ``YYYY-MM-DD HH:MM:SS`` then anything (SQLite keeps
+    ``.ffffff``): an export slices it instead of building a datetime per row. Plain text on every
+    backend, so raw SQLite rows and PostgreSQL rows carry the same value."""
+
+    type = String()
+    name = "utc_text"
+    inherit_cache = True
+
+
+@compiles(utc_text, "sqlite")
+def _utc_text_sqlite(element: utc_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # SQLite stores naive UTC as that very text
+
+
+@compiles(utc_text, "postgresql")
+def _utc_text_pg(element: utc_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD HH24:MI:SS')"
+
+
+# The streamed exports' columns: as above with ``start`` as text; for the CSV only what it writes,
+# the type column and the account's name already chosen by the store (``rules.csv_type`` and
+# ``rules.account`` in SQL: a row of 10 values reads faster than one of 13).
+EXTERNAL_EXPORT_COLUMNS: tuple[Any, ...] = tuple(
+    utc_text(c) if c is CallRecord.start else c for c in EXTERNAL_COLUMNS
+)
+EXTERNAL_CSV_COLUMNS: tuple[Any, ...] = (
+    CallRecord.callid,
+    case((and_(CallRecord.type == "in", CallRecord.status != "Success"), "missed"), else_=CallRecord.type),
+    CallRecord.client,
+    func.coalesce(func.nullif(CallRecord.user_login, ""), func.nullif(CallRecord.group_id, ""),
+                  func.nullif(CallRecord.destination, ""), "pbx"),
+    CallRecord.diversion, utc_text(CallRecord.start), CallRecord.wait, CallRecord.duration, CallRecord.link,
+    CallRecord.rating,
+)
+INNER_EXPORT_COLUMNS: tuple[Any, ...] = tuple(
+    utc_text(c) if c is InnerCallRecord.start else c for c in INNER_COLUMNS
 )
 
 
@@ -49,8 +92,8 @@ class InnerFilter:
     user: str | None = None
 
 
-def external_query(domain_id: int, f: ExternalFilter) -> Select[Any]:
-    stmt = select(*EXTERNAL_COLUMNS).where(
+def external_query(domain_id: int, f: ExternalFilter, columns: Sequence[Any] = EXTERNAL_COLUMNS) -> Select[Any]:
+    stmt = select(*columns).where(
         CallRecord.domain_id == domain_id, CallRecord.start >= f.lo, CallRecord.start < f.hi
     )
     if f.type == "in":
@@ -75,8 +118,8 @@ def external_query(domain_id: int, f: ExternalFilter) -> Select[Any]:
     return stmt
 
 
-def inner_query(domain_id: int, f: InnerFilter) -> Select[Any]:
-    stmt = select(*INNER_COLUMNS).where(
+def inner_query(domain_id: int, f: InnerFilter, columns: Sequence[Any] = INNER_COLUMNS) -> Select[Any]:
+    stmt = select(*columns).where(
         InnerCallRecord.domain_id == domain_id, InnerCallRecord.start >= f.lo, InnerCallRecord.start < f.hi
     )
     if f.type in ("success", "noanswer"):
