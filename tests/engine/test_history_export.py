@@ -1,8 +1,8 @@
 """The streamed history exports (002 §4) against the reference encoders, byte for byte.
 
 The exports read raw rows in chunks (a ``sqlite3`` cursor in a thread of their own on SQLite, a
-server-side cursor on PostgreSQL) and encode a chunk at a time; ``services.history.external_csv``
-and friends encode one row of the ORM query and are the reference. Every API test here runs on
+server-side cursor on PostgreSQL) and encode a chunk at a time; the reference encoders below (``external_csv``
+and friends) encode one row of the ORM query plainly. Every API test here runs on
 both backends (``vserver``), with chunks of a few rows so that chunk edges fall inside the data.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ import orjson
 import pytest
 from sqlalchemy import create_engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from tests.engine.test_history_api import ext
 
+from vpbx.domain import history as rules
 from vpbx.services import history
 from vpbx.store.reader import driver_sql
 from vpbx.store.repositories.calls import (
@@ -36,18 +39,64 @@ from vpbx.store.repositories.calls import (
 from vpbx.store.tables import CallRecord, Domain, InnerCallRecord
 from vpbx.testing.server import ServerThread, Tenant, create_tenant
 
+# --- the reference: one row at a time, plainly, as the documents describe each field ----------------
+
+def external_csv(row: Sequence[Any], domain: str) -> str:
+    (callid, type_, status, destination, client, login, _name, _first, _first_name, group_id, _group_name,
+     diversion, _telnum_name, start, wait, duration, link, rating, _missed, _note) = row
+    fields = [
+        callid, rules.csv_type(type_, status), client, rules.account(login, group_id, destination, domain),
+        diversion, rules.iso(start), str(wait), str(duration), rules.csv_field(link),
+    ]
+    if rating is not None:
+        fields.append(str(rating))
+    return ",".join(fields) + "\r\n"
+
+
+def external_json(row: Sequence[Any], first_answered: bool, process_missed: bool) -> dict[str, Any]:
+    (callid, type_, status, destination, client, login, name, first, first_name, _group_id, group_name,
+     diversion, telnum_name, start, wait, duration, link, rating, missed, note) = row
+    if first_answered and first:
+        login, name = first, first_name
+    out: dict[str, Any] = {
+        "uid": callid,
+        "type": type_,
+        "status": rules.json_status(type_, status),
+        "client": client,
+        "diversion": diversion,
+        "telnum_name": telnum_name,
+        "destination": destination,
+        "user": login,
+        "user_name": name,
+        "group_name": group_name,
+        "start": rules.iso(start),
+        "wait": wait,
+        "duration": duration,
+        "record": link,
+    }
+    if rating is not None:
+        out["rating"] = rating
+    if note:
+        out["note"] = note
+    if process_missed and missed is not None:
+        out["missedStatus"] = missed
+    return out
+
+
+def inner_csv(row: Sequence[Any], domain: str) -> str:
+    callid, status, from_login, _fn, to_login, _tn, start, wait, duration, link = row
+    return ",".join([callid, status, f"{from_login}@{domain}", f"{to_login}@{domain}", rules.iso(start),
+                     str(wait), str(duration), rules.csv_field(link)]) + "\r\n"
+
+
+def inner_json(row: Sequence[Any]) -> dict[str, Any]:
+    callid, status, from_login, from_name, to_login, to_name, start, wait, duration, link = row
+    return {"uid": callid, "status": status, "from": from_login, "to": to_login, "from_name": from_name,
+            "to_name": to_name, "start": rules.iso(start), "wait": wait, "duration": duration, "record": link}
+
+
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 WIDE = {"start": "20250101T000000Z", "end": "20251231T235959Z"}
-
-
-def ext(callid: str, start: datetime, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict(callid=callid, type="in", status="Success", destination="user", client="79101234567",
-                               user_login="admin", user_name="Администратор", user_ext="701", user_telnum="",
-                               first_login="admin", first_name="Администратор", group_id="", group_name="",
-                               diversion="74951234567", telnum_name="Main", start=start, wait=5, duration=23,
-                               link="", rating=None, missed_status=None, note="")
-    row.update(kw)
-    return row
 
 
 def inner(callid: str, start: datetime, **kw: Any) -> dict[str, Any]:
@@ -125,13 +174,13 @@ def reference(server: ServerThread, tenant: Tenant, kind: str, timezone: str = "
 
     found = server.call(rows())
     if kind == "csv":
-        return "".join(history.external_csv(r, tenant.name) for r in found).encode()
+        return "".join(external_csv(r, tenant.name) for r in found).encode()
     if kind == "json":
-        return b"[" + b",".join(orjson.dumps(history.external_json(r, first_answered, process_missed))
+        return b"[" + b",".join(orjson.dumps(external_json(r, first_answered, process_missed))
                                 for r in found) + b"]"
     if kind == "inner/csv":
-        return "".join(history.inner_csv(r, tenant.name) for r in found).encode()
-    return b"[" + b",".join(orjson.dumps(history.inner_json(r)) for r in found) + b"]"
+        return "".join(inner_csv(r, tenant.name) for r in found).encode()
+    return b"[" + b",".join(orjson.dumps(inner_json(r)) for r in found) + b"]"
 
 
 def export(tenant: Tenant, kind: str, **params: Any) -> bytes:
@@ -171,15 +220,15 @@ def test_chunk_encoders_match_the_row_encoders(tmp_path: Path) -> None:
         ref, fast = both(external_query(1, f), external_query(1, f, EXTERNAL_CSV_COLUMNS))
         assert len(ref) == len(rows)
         assert history.external_csv_chunk(fast, "d.test") == "".join(
-            history.external_csv(r, "d.test") for r in ref).encode()
+            external_csv(r, "d.test") for r in ref).encode()
         ref, fast = both(external_query(1, f), external_query(1, f, EXTERNAL_EXPORT_COLUMNS))
         for first_answered in (False, True):
             for process_missed in (False, True):
                 assert history.external_json_chunk(fast, first_answered, process_missed) == b",".join(
-                    orjson.dumps(history.external_json(r, first_answered, process_missed)) for r in ref)
+                    orjson.dumps(external_json(r, first_answered, process_missed)) for r in ref)
         ref, fast = both(inner_query(1, fi), inner_query(1, fi, INNER_EXPORT_COLUMNS))
-        assert history.inner_csv_chunk(fast, "d.test") == "".join(history.inner_csv(r, "d.test") for r in ref).encode()
-        assert history.inner_json_chunk(fast) == b",".join(orjson.dumps(history.inner_json(r)) for r in ref)
+        assert history.inner_csv_chunk(fast, "d.test") == "".join(inner_csv(r, "d.test") for r in ref).encode()
+        assert history.inner_json_chunk(fast) == b",".join(orjson.dumps(inner_json(r)) for r in ref)
     engine.dispose()
 
 

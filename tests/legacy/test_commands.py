@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, update
+from tests.engine.test_history_api import ext
 from tests.legacy.client import PATH, LegacyClient
 
 from vpbx.services import tenancy
@@ -292,14 +293,7 @@ def test_dnd_invalid(ivanov: Tenant) -> None:
 
 # --- 000 §5.4 / 004 §4.2.4 history ----------------------------------------------------------------
 
-def record(callid: str, start: datetime, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict(callid=callid, type="in", status="Success", destination="user", client="79101234567",
-                               user_login="admin", user_name="Администратор", user_ext="701", user_telnum="",
-                               first_login="admin", first_name="Администратор", group_id="", group_name="",
-                               diversion="74951234567", telnum_name="Main", start=start, wait=5, duration=23,
-                               link="", rating=None, missed_status=None, note="")
-    row.update(kw)
-    return row
+record = ext  # one history row's defaults for every history test
 
 
 def add_records(server: ServerThread, t: Tenant, *rows: dict[str, Any]) -> None:

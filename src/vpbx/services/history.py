@@ -3,8 +3,8 @@
 The exports never hold the result in memory: rows come from a cursor in chunks (a raw ``sqlite3``
 cursor in a worker thread on SQLite, a server-side cursor on PostgreSQL, see
 ``store.reader.stream_encoded``) and each chunk is encoded at once, with as little work per row as
-possible. The per-row encoders (``external_csv`` ...) are the reference the chunk encoders
-(``external_csv_chunk`` ...) must match byte for byte (tests/engine/test_history_export*.py).
+possible. Per-row reference encoders in tests/engine/test_history_export.py pin the chunk encoders'
+bytes (the documents' formats, field by field).
 """
 
 from __future__ import annotations
@@ -91,63 +91,7 @@ def inner_filter(*, now: datetime, timezone: str, period: str | None = None, sta
     return InnerFilter(lo=window.lo, hi=window.hi, type=kind, limit=_limit(limit), user=user or None)
 
 
-# --- row encoders ------------------------------------------------------------------------------
-
-def external_csv(row: Sequence[Any], domain: str) -> str:
-    (callid, type_, status, destination, client, login, _name, _first, _first_name, group_id, _group_name,
-     diversion, _telnum_name, start, wait, duration, link, rating, _missed, _note) = row
-    fields = [
-        callid, rules.csv_type(type_, status), client, rules.account(login, group_id, destination, domain),
-        diversion, rules.iso(start), str(wait), str(duration), rules.csv_field(link),
-    ]
-    if rating is not None:
-        fields.append(str(rating))
-    return ",".join(fields) + "\r\n"
-
-
-def external_json(row: Sequence[Any], first_answered: bool, process_missed: bool) -> dict[str, Any]:
-    (callid, type_, status, destination, client, login, name, first, first_name, _group_id, group_name,
-     diversion, telnum_name, start, wait, duration, link, rating, missed, note) = row
-    if first_answered and first:
-        login, name = first, first_name
-    out: dict[str, Any] = {
-        "uid": callid,
-        "type": type_,
-        "status": rules.json_status(type_, status),
-        "client": client,
-        "diversion": diversion,
-        "telnum_name": telnum_name,
-        "destination": destination,
-        "user": login,
-        "user_name": name,
-        "group_name": group_name,
-        "start": rules.iso(start),
-        "wait": wait,
-        "duration": duration,
-        "record": link,
-    }
-    if rating is not None:
-        out["rating"] = rating
-    if note:
-        out["note"] = note
-    if process_missed and missed is not None:
-        out["missedStatus"] = missed
-    return out
-
-
-def inner_csv(row: Sequence[Any], domain: str) -> str:
-    callid, status, from_login, _fn, to_login, _tn, start, wait, duration, link = row
-    return ",".join([callid, status, f"{from_login}@{domain}", f"{to_login}@{domain}", rules.iso(start),
-                     str(wait), str(duration), rules.csv_field(link)]) + "\r\n"
-
-
-def inner_json(row: Sequence[Any]) -> dict[str, Any]:
-    callid, status, from_login, from_name, to_login, to_name, start, wait, duration, link = row
-    return {"uid": callid, "status": status, "from": from_login, "to": to_login, "from_name": from_name,
-            "to_name": to_name, "start": rules.iso(start), "wait": wait, "duration": duration, "record": link}
-
-
-# --- chunk encoders: the same bytes as the row encoders above, for rows of the export columns ----
+# --- chunk encoders: rows of the export columns, encoded a chunk at a time -------------------------
 #
 # Rows come from ``EXTERNAL_CSV_COLUMNS`` / ``EXTERNAL_EXPORT_COLUMNS`` / ``INNER_EXPORT_COLUMNS``:
 # ``start`` is stored text (``utc_text``), ``YYYY-MM-DD HH:MM:SS...`` in UTC, so ``rules.iso`` is two
