@@ -101,7 +101,7 @@ def serve(
     """Serve REST v1, the legacy API and the simulator."""
     import uvicorn
 
-    from vpbx import logs
+    from vpbx import gctune, logs
     from vpbx.app import create_app
 
     if clock not in ("real", "virtual"):
@@ -114,6 +114,7 @@ def serve(
     logs.configure(log_level, log_json)
     scheme = "https" if tls_cert else "http"
     application = create_app(settings, on_ready=lambda: announce(settings, f"{scheme}://{host}:{port}"))
+    gctune.tune()  # after the imports and the app: they stay out of the collector's way
 
     uvicorn.run(application, host=host, port=port, log_level="warning", ssl_certfile=tls_cert,
                 ssl_keyfile=tls_key, loop="uvloop", http="httptools", workers=1 if workers < 2 else workers)

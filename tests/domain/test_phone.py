@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vpbx.domain.phone import InvalidNumber, digits_of, is_anonymous, normalize_number, region_of
+from vpbx.domain.phone import InvalidNumber, _normalize, digits_of, is_anonymous, normalize_number, region_of
 
 
 @pytest.mark.parametrize(
@@ -116,3 +116,9 @@ def test_region_of_unknown(number: str) -> None:
 def test_digits_of() -> None:
     assert digits_of("+7 (495) 123-45-67") == "74951234567"
     assert digits_of("abc") == ""
+
+
+@given(st.from_regex(r"7[0-9]{10}", fullmatch=True))
+def test_the_international_fast_path_agrees_with_phonenumbers(number: str) -> None:
+    """``normalize_number`` returns 11 digits starting with 7 as they are; phonenumbers says the same."""
+    assert normalize_number(number) == _normalize(number, "RU") == number

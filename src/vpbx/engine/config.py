@@ -4,13 +4,14 @@ kept in memory so a call costs no queries (performance.md: simulated calls per s
 Freshness: a commit in this process that wrote anything but logs (history, the CRM outbox and its
 attempts, blocked calls) empties the cache, so an employee's DND, a new route or a blacklisted number
 apply from the next call on. Other processes' changes (the CLI) are seen within ``TTL`` seconds. A
-number's route is cached per minute: schedules, extra intervals and special days are minute-granular.
+number's route is cached as what it depends on; the pure schedule rule picks the route for each call.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,27 @@ def _table_of(target: Any) -> str:
     if table is None:
         table = getattr(target, "table", None)
     return str(getattr(table, "name", None) or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A department member as ringing reads them, many times a call: a plain snapshot of the employee (the cache
+    is emptied whenever employees or departments change)."""
+
+    user: User
+    id: int
+    login: str
+    dnd: bool
+    absent: bool
+    mobile_redirect: bool  # on, with a mobile number to ring
+    calls_enable: bool  # takes this department's calls (6.7, 8.6)
+
+
+@dataclass(frozen=True)
+class Roster:
+    group: Group | None
+    staff: tuple[Staff, ...]
+    by_id: dict[int, Staff]
 
 
 class ConfigCache:
@@ -88,9 +110,10 @@ class ConfigCache:
         if time.monotonic() - self._born > TTL:
             self.clear()
 
-    async def route(self, domain: Domain, telnum: str, at: datetime) -> Any:
-        return await self._cached(("route", domain.id, telnum, int(at.timestamp() // 60)),
-                                  lambda s: numbers.route_for(s, domain, telnum, at))
+    async def route(self, domain: Domain, telnum: str, at: datetime) -> numbers.NumberRoute | None:
+        book: numbers.RouteBook | None = await self._cached(("route", domain.id, telnum),
+                                                            lambda s: numbers.route_book(s, domain.id, telnum))
+        return book.at(at, domain.timezone) if book is not None else None
 
     async def blocked(self, domain_id: int, caller: str | None) -> blacklist_rules.BlockDecision:
         async def load(session: AsyncSession) -> Any:
@@ -106,6 +129,17 @@ class ConfigCache:
 
         found: tuple[Group | None, Sequence[tuple[GroupMember, User]]] = await self._cached(
             ("group", domain_id, group_id), load)
+        return found
+
+    async def roster(self, domain_id: int, group_id: str) -> Roster:
+        """The department and its members for ringing (``group`` with each member's snapshot)."""
+        key = ("roster", domain_id, group_id)
+        found: Roster | None = self._data.get(key)
+        if found is None:
+            group, members = await self.group(domain_id, group_id)
+            staff = tuple(Staff(u, u.id, u.login, u.dnd, u.absent, bool(u.mobile_redirect_enabled and u.mobile),
+                                m.calls_enable) for m, u in members)
+            found = self._data[key] = Roster(group, staff, {s.id: s for s in staff})
         return found
 
     async def _cached(self, key: tuple[Any, ...], load: Any) -> Any:

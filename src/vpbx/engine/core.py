@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpbx.domain import ringing
 from vpbx.domain.phone import InvalidNumber, is_anonymous, normalize_number
 from vpbx.engine import records
-from vpbx.engine.config import ENGINE_WRITES, ConfigCache
+from vpbx.engine.config import ENGINE_WRITES, ConfigCache, Roster, Staff
 from vpbx.engine.model import Call, Leg
 from vpbx.notify import service as notifier
 from vpbx.notify.payloads import (
@@ -241,11 +241,25 @@ class CallEngine:
                            ext=leg.ext or None, telnum=leg.telnum or None, telnum_name=call.telnum_name or None)
 
     def _can_take(self, call: Call, user: User, calls_enable: bool = True, *, busy_ok: bool = False) -> bool:
+        return self._free(call, user.login, user.dnd, user.absent, user.mobile_redirect_enabled and bool(user.mobile),
+                          calls_enable, busy_ok)
+
+    def _free(self, call: Call, login: str, dnd: bool, absent: bool, mobile_redirect: bool, calls_enable: bool,
+              busy_ok: bool = False) -> bool:
         return ringing.can_take_calls(
-            dnd=user.dnd, absent=user.absent,
-            registered=self.rt.telephony.is_registered(call.domain_id, user.login),
-            mobile_redirect=user.mobile_redirect_enabled and bool(user.mobile),
-            busy=not busy_ok and (call.domain_id, user.login) in self.busy, calls_enable=calls_enable)
+            dnd=dnd, absent=absent, registered=self.rt.telephony.is_registered(call.domain_id, login),
+            mobile_redirect=mobile_redirect, busy=not busy_ok and (call.domain_id, login) in self.busy,
+            calls_enable=calls_enable)
+
+    def _staff_free(self, call: Call, s: Staff) -> bool:
+        return self._free(call, s.login, s.dnd, s.absent, s.mobile_redirect, s.calls_enable)
+
+    def _plan(self, call: Call, group: Group, roster: Roster) -> list[ringing.Ring]:
+        """Who rings when (``domain.ringing``), from the members free now and the department's rotation."""
+        return ringing.plan(
+            group.call_order, [ringing.Member(s.id, self._staff_free(call, s)) for s in roster.staff],
+            call_duration=group.call_duration, timeout=group.timeout_time,
+            last_answered=self.last_answered.get(group.id, group.last_answered_user_id))
 
     @staticmethod
     def _legs_of(call: Call, person: str) -> list[Leg]:
@@ -411,7 +425,8 @@ class CallEngine:
 
     async def _ring_group(self, call: Call, group_id: str) -> None:
         call.hops += 1
-        group, members = await self.config.group(call.domain_id, group_id)
+        roster = await self.config.roster(call.domain_id, group_id)
+        group = roster.group
         if group is None or call.hops > MAX_HOPS:
             await self._voicemail(call)
             return
@@ -422,12 +437,7 @@ class CallEngine:
                         if c is not call and c.group_pk == group.id and c.state == "ringing" and c.answered_at is None)
             call.queue_position = ahead + 1
             call.announcements.append(f"queue_position:{ahead + 1}")
-        users = {u.id: (u, m.calls_enable) for m, u in members}
-        plan = ringing.plan(
-            group.call_order,
-            [ringing.Member(u.id, self._can_take(call, u, m.calls_enable)) for m, u in members],
-            call_duration=group.call_duration, timeout=group.timeout_time,
-            last_answered=self.last_answered.get(group.id, group.last_answered_user_id))
+        plan = self._plan(call, group, roster)
         if not plan and group.advanced == "msg_busy":
             call.announcements.append("msg_busy")
             await self._message(call)
@@ -443,28 +453,27 @@ class CallEngine:
         if not plan and call.fallbacks:
             await self._fail_over(call)
             return
-        await self._follow_plan(call, users, plan)
+        await self._follow_plan(call, roster, plan)
         after = group.timeout_time
         self._later(call, after, lambda: self._ring_timeout(call, lambda: self._group_timeout(call, group)))
 
-    async def _follow_plan(self, call: Call, users: dict[int, tuple[User, bool]],
-                           plan: list[ringing.Ring]) -> None:
+    async def _follow_plan(self, call: Call, roster: Roster, plan: list[ringing.Ring]) -> None:
         """Ring the department's members by the plan (``domain.ringing``): the slots due now at once, the rest
         from ONE timer at a time, each firing the steps due then and setting the next (a dozen slots per call
-        would otherwise be two dozen timers). ``cancel_timers`` stops the chain with the call's other timers."""
-        steps: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        would otherwise be two dozen timers). ``cancel_timers`` stops the chain with the call's other timers.
+        A step is (when, starts, member): a member's phone starts, or stops, ringing."""
+        steps: list[tuple[float, bool, Staff]] = []
         for r in plan:
-            user, enabled = users[int(str(r.key))]
+            member = roster.by_id[int(str(r.key))]
             if r.at <= 0:
-                await self._ring_slot_start(call, user, enabled)()
+                await self._slot_start(call, member)
             else:
-                steps.append((r.at, self._ring_slot_start(call, user, enabled)))
-            steps.append((r.until, self._ring_slot_end(call, user.login)))
+                steps.append((r.at, True, member))
+            steps.append((r.until, False, member))
         steps.sort(key=lambda step: step[0])  # stable: at one instant, in the plan's order, as separate timers ran
         self._chain(call, steps, 0, 0.0)
 
-    def _chain(self, call: Call, steps: list[tuple[float, Callable[[], Awaitable[None]]]], i: int,
-               now: float) -> None:
+    def _chain(self, call: Call, steps: list[tuple[float, bool, Staff]], i: int, now: float) -> None:
         if i >= len(steps):
             return
         due = steps[i][0]
@@ -472,25 +481,25 @@ class CallEngine:
         async def fire() -> None:
             j = i
             while j < len(steps) and steps[j][0] <= due:
-                await steps[j][1]()
+                _, starts, member = steps[j]
+                if starts:
+                    await self._slot_start(call, member)
+                else:
+                    await self._slot_end(call, member.login)
                 j += 1
             self._chain(call, steps, j, due)
 
         self._later(call, due - now, fire)
 
-    def _ring_slot_start(self, call: Call, user: User, enabled: bool) -> Callable[[], Awaitable[None]]:
-        async def start() -> None:
-            if call.state == "ringing" and not self._legs_of(call, user.login) and self._can_take(call, user, enabled):
-                await self._start_ring(call, user)
-        return start
+    async def _slot_start(self, call: Call, member: Staff) -> None:
+        if call.state == "ringing" and not self._legs_of(call, member.login) and self._staff_free(call, member):
+            await self._start_ring(call, member.user)
 
-    def _ring_slot_end(self, call: Call, login: str) -> Callable[[], Awaitable[None]]:
-        async def end() -> None:
-            if call.state != "ringing":
-                return
-            notices = [self._end_leg(call, leg) for leg in self._legs_of(call, login) if leg.state == "ringing"]
-            await self._commit_notices(call, [n for n in notices if n is not None])
-        return end
+    async def _slot_end(self, call: Call, login: str) -> None:
+        if call.state != "ringing":
+            return
+        notices = [self._end_leg(call, leg) for leg in self._legs_of(call, login) if leg.state == "ringing"]
+        await self._commit_notices(call, [n for n in notices if n is not None])
 
     async def _group_timeout(self, call: Call, group: Group) -> None:
         if call.fallbacks:
@@ -973,18 +982,13 @@ class CallEngine:
         return call
 
     async def _ring_agents(self, call: Call, group: Group) -> None:
-        _, members = await self.config.group(call.domain_id, group.group_id)
+        roster = await self.config.roster(call.domain_id, group.group_id)
         call.group_id, call.group_name, call.group_pk = group.group_id, group.name, group.id
-        users = {u.id: (u, m.calls_enable) for m, u in members}
-        plan = ringing.plan(
-            group.call_order,
-            [ringing.Member(u.id, self._can_take(call, u, m.calls_enable)) for m, u in members],
-            call_duration=group.call_duration, timeout=group.timeout_time,
-            last_answered=self.last_answered.get(group.id, group.last_answered_user_id))
+        plan = self._plan(call, group, roster)
         if not plan:
             await self._finish(call, CallStatus.CANCEL)
             return
-        await self._follow_plan(call, users, plan)
+        await self._follow_plan(call, roster, plan)
         self._later(call, group.timeout_time, lambda: self._finish(call, CallStatus.CANCEL))
 
     async def _dial_client(self, call: Call) -> None:

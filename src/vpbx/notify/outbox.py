@@ -29,6 +29,8 @@ log = logging.getLogger("vpbx.notify")
 WAKE = "vpbx.notify.wake"
 PENDING = "vpbx.notify.pending"
 INTEGRATIONS = "vpbx.notify.integrations"
+DISPATCHER = "vpbx.notify.dispatcher"
+_ENQUEUED: dict[str, Any] = {}  # the enqueued-notifications counter's child per command
 _OUTBOX = cast(Table, OutboxRow.__table__)
 
 
@@ -78,6 +80,7 @@ def _forget_after_rollback(session: Session, transaction: Any) -> None:
     if transaction.parent is None:  # the outermost transaction ended: nothing carries over
         session.info.pop(PENDING, None)
         session.info.pop(INTEGRATIONS, None)
+        session.info.pop(DISPATCHER, None)
 
 
 async def write_pending(session: AsyncSession) -> None:
@@ -129,7 +132,9 @@ async def enqueue(session: AsyncSession, domain_id: int, notice: Notice, *, key:
         dialect = "form"  # webhook subscriptions are a REST v1 feature: 002's form encoding
     uid = new_id()
     body, content_type = build_body(notice, crm_token=integration.crm_token, dialect=dialect, notification_id=uid)
-    dispatcher = _dispatcher(session)
+    if DISPATCHER not in session.info:  # looked up once per session: a call's steps enqueue a handful each
+        session.info[DISPATCHER] = _dispatcher(session)
+    dispatcher: Wakeable | None = session.info[DISPATCHER]
     if now is None:
         now = dispatcher.clock.now() if dispatcher is not None else datetime.now(UTC)
     callid: Any = getattr(notice, "callid", None)
@@ -140,5 +145,8 @@ async def enqueue(session: AsyncSession, domain_id: int, notice: Notice, *, key:
         "created_at": now, "next_at": now})
     if dispatcher is not None:
         session.info[WAKE] = dispatcher
-    NOTIFY_ENQUEUED.labels(notice.command).inc()
+    counter = _ENQUEUED.get(notice.command)
+    if counter is None:
+        counter = _ENQUEUED[notice.command] = NOTIFY_ENQUEUED.labels(notice.command)
+    counter.inc()
     return uid

@@ -289,7 +289,8 @@ def build_body(
     if dialect == "json":
         body = json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
         return body.encode("utf-8"), JSON_CONTENT_TYPE
-    encoded = "&".join(f"{_quote(k)}={_quote(_form_value(v))}" for k, v in pairs)
+    # Names are the documents' field names (ASCII letters and "_"): only the values need quoting.
+    encoded = "&".join([f"{k}={_quote(_form_value(v))}" for k, v in pairs])
     return encoded.encode("ascii"), FORM_CONTENT_TYPE
 
 

@@ -531,32 +531,58 @@ def _target(t: dict[str, Any] | None, menus: dict[str, IvrMenu]) -> Target:
                   bool(t.get("greeting")), t.get("type") == "onduty")
 
 
-async def route_for(session: AsyncSession, domain: Domain, telnum: str, at: datetime) -> NumberRoute | None:
-    """The route of the domain's number ``telnum`` for a call at ``at`` (aware); None if unknown."""
+@dataclass(frozen=True)
+class RouteBook:
+    """Everything a number's route depends on, read once (the engine's config cache keeps it); ``at`` picks
+    the route for an instant through the pure ``choose_route``."""
+
+    row: Telnum
+    menus: dict[str, IvrMenu]
+    time: NumberTimeConfig | None  # a scheduler's calendar; None: the number's own route at any time
+    fixed: NumberRoute | None
+
+    def at(self, moment: datetime, timezone: str) -> NumberRoute:
+        if self.fixed is not None:
+            return self.fixed
+        assert self.time is not None
+        row, menus = self.row, self.menus
+        choice = choose_route(self.time, moment, timezone)
+        route_name = {"work": "work", "other": "other"}.get(choice.route_id)
+        if choice.route_id == "work":
+            chosen = row.work
+        elif choice.route_id == "other":
+            chosen = row.other or OFFTIME
+        else:
+            custom = next(r for r in row.custom_routes if r["id"] == choice.route_id)
+            route_name = custom["name"]
+            chosen = custom if custom.get("type") else row.work  # a route without a target: the work route
+        target = _target(chosen, menus)
+        return NumberRoute(row.telnum, row.name, row.disabled, row.greeting or target.greeting, row.crm, target,
+                           choice.reason, choice.route_id, route_name)
+
+
+async def route_book(session: AsyncSession, domain_id: int, telnum: str) -> RouteBook | None:
+    """The domain's number ``telnum`` and what its route needs; None if unknown."""
     try:
         number = normalize_number(telnum)
     except InvalidNumber:
         return None
-    row = await repo.find_telnum(session, domain.id, number)
+    row = await repo.find_telnum(session, domain_id, number)
     if row is None:
         return None
-    menus = await repo.menus(session, domain.id)
+    menus = await repo.menus(session, domain_id)
     if row.type != "scheduler":
         stored = {"type": row.type, "user": row.route_user, "group": row.route_group, "ivr": row.ivr_menu}
-        return NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm, _target(stored, menus), None)
-    choice = choose_route(time_config(row), at, domain.timezone)
-    route_name = {"work": "work", "other": "other"}.get(choice.route_id)
-    if choice.route_id == "work":
-        chosen = row.work
-    elif choice.route_id == "other":
-        chosen = row.other or OFFTIME
-    else:
-        custom = next(r for r in row.custom_routes if r["id"] == choice.route_id)
-        route_name = custom["name"]
-        chosen = custom if custom.get("type") else row.work  # a route without a target: the work route
-    target = _target(chosen, menus)
-    return NumberRoute(row.telnum, row.name, row.disabled, row.greeting or target.greeting, row.crm, target,
-                       choice.reason, choice.route_id, route_name)
+        return RouteBook(row, menus, None, NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm,
+                                                       _target(stored, menus), None))
+    return RouteBook(row, menus, time_config(row), None)
+
+
+async def route_for(session: AsyncSession, domain: Domain, telnum: str, at: datetime) -> NumberRoute | None:
+    """The route of the domain's number ``telnum`` for a call at ``at`` (aware); None if unknown."""
+    book = await route_book(session, domain.id, telnum)
+    return book.at(at, domain.timezone) if book is not None else None
+
 
 
 # --- employees and departments going away --------------------------------------------------

@@ -20,7 +20,8 @@ class CallRecord(Base):
     __tablename__ = "call_history"
     __table_args__ = (
         Index("ix_call_history_domain_start", "domain_id", "start"),
-        Index("ix_call_history_domain_client", "domain_id", "client"),
+        # A client's missed calls (4.2 missedStatus settlement; the ``client`` filter uses its prefix).
+        Index("ix_call_history_domain_client_missed", "domain_id", "client", "missed_status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
