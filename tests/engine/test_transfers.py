@@ -206,3 +206,23 @@ def test_transfer_errors(env: Env) -> None:
     assert talking(env, callid) == ["admin"]
     env.act(callid, "hangup", by="client")
     assert env.hist()["user"] == "admin"
+
+
+def test_outgoing_call_transferred_to_a_department_and_on_to_an_outside_number(env: Env) -> None:
+    callid = outgoing_talking(env)
+    second = env.act(callid, "transfer", user="admin", to="hr")["callid"]
+    assert sorted(env.ringing(second)) == ["director", "elena"]
+    env.act(second, "answer", user="elena")
+    env.c.put("/sim/v1/externals/79035550000", json={"auto": {"action": "answer", "after": 2, "talk": 600}})
+    consult = env.act(second, "transfer", user="elena", to="79035550000", mode="attended")["consult"]
+    advance(env.t, 2)
+    env.act(consult, "hangup", by="elena")  # the outside party joins the client
+    assert talking(env, second) == [f"ext:{OUTSIDE}", "ext:79035550000"]  # the client, and now the outside party
+    env.act(second, "hangup", by="ext:79035550000")
+    hists = histories(env, 3)
+    assert [(h["callid"], h["type"], h["user"]) for h in hists] == [
+        (callid, "out", "admin"), (consult, "out", "elena"), (second, "out", "elena")]  # elena took this part
+    assert hists[2].get("groupRealName") == "Отдел кадров"
+    transferred = [r for r in env.crm.got if r.get("type") == "TRANSFERRED"]
+    assert [(t["user"], t["direction"], "second_callid" in t) for t in transferred] == [
+        ("admin", "out", True), ("elena", "out", False)]
