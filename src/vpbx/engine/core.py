@@ -233,12 +233,14 @@ class CallEngine:
                 await session.execute(update(Group).where(Group.id == pk).values(last_answered_user_id=user_id))
             await session.commit()
 
-    def _event(self, call: Call, kind: EventType, leg: Leg) -> EventNotice:
+    def _event(self, call: Call, kind: EventType, leg: Leg, second_callid: str | None = None) -> EventNotice:
+        """002 §2.2 ``event`` for the employee on ``leg``, in either direction (``phone`` is the client)."""
         call.events.append((kind.value, leg.person))
         return EventNotice(type=kind, callid=call.callid, phone=self._client_number(call), user=leg.person,
                            direction=call.direction,
                            diversion=call.diversion or None, groupRealName=call.group_name or None,
-                           ext=leg.ext or None, telnum=leg.telnum or None, telnum_name=call.telnum_name or None)
+                           ext=leg.ext or None, telnum=leg.telnum or None, telnum_name=call.telnum_name or None,
+                           second_callid=second_callid)
 
     def _can_take(self, call: Call, user: User, calls_enable: bool = True, *, busy_ok: bool = False) -> bool:
         return self._free(call, user.login, user.dnd, user.absent, user.mobile_redirect_enabled and bool(user.mobile),
@@ -309,7 +311,7 @@ class CallEngine:
         if answer is not None and answer.responsible and route.crm:
             responsible = await self._responsible(call, answer.responsible)
             if responsible is not None:  # call-flows step 2: the CRM's responsible first, then the fallback
-                fallback = crm_fallback(route.crm)
+                fallback = numbers.crm_fallback(route.crm)
                 call.fallbacks = [t for t in (fallback, route.target) if t is not None]
                 first = numbers.Target("user", responsible.login)
         async with call.lock:
@@ -666,19 +668,13 @@ class CallEngine:
         call = self._current(callid)
         if call is None:
             raise CallError(404, "Not found")
-        client_call = self._consulted(call, party)
-        if client_call is not None:  # the consulting employee hangs up: the attended transfer completes
-            async with client_call.lock, call.lock:
-                if client_call.consult == call.callid and call.state not in ("ended", "refused"):
-                    await self._complete_consult(client_call, call)
+        pair = self._consult_pair(call, party)
+        if pair is not None:  # the consulting employee hangs up (on either call): the attended transfer completes
+            client_call, consult = pair
+            async with client_call.lock, consult.lock:  # always in this order
+                if client_call.consult == consult.callid and consult.state not in ("ended", "refused"):
+                    await self._complete_consult(client_call, consult)
                     return
-        if call.consult and party == call.consult_by:
-            consult = self.live.get(call.consult)
-            if consult is not None:
-                async with call.lock, consult.lock:
-                    if call.consult == consult.callid and consult.state not in ("ended", "refused"):
-                        await self._complete_consult(call, consult)
-                        return
         async with call.lock:
             if call.state in ("ended", "refused"):
                 raise CallError(409, "The call is over")
@@ -832,13 +828,6 @@ class CallEngine:
         except InvalidNumber:
             raise CallError(404, "Not found") from None
 
-    def _transfer_event(self, call: Call, leg: Leg, second_callid: str | None) -> EventNotice:
-        call.events.append((EventType.TRANSFERRED.value, leg.person))
-        return EventNotice(type=EventType.TRANSFERRED, callid=call.callid, phone=self._client_number(call),
-                           user=leg.person, direction=call.direction, diversion=call.diversion or None,
-                           groupRealName=call.group_name or None, ext=leg.ext or None, telnum=leg.telnum or None,
-                           telnum_name=call.telnum_name or None, second_callid=second_callid)
-
     @staticmethod
     def _client_number(call: Call) -> str:
         return call.dialed if call.kind == "outgoing" else call.caller
@@ -854,7 +843,7 @@ class CallEngine:
 
     async def _blind(self, call: Call, leg: Leg, target: numbers.Target) -> Call:
         second = uuid.uuid4().hex
-        await self._commit_notices(call, [self._transfer_event(call, leg, second)])
+        await self._commit_notices(call, [self._event(call, EventType.TRANSFERRED, leg, second)])
         self._leave(call, leg)
         new = Call(callid=second, domain_id=call.domain_id, domain_name=call.domain_name, timezone=call.timezone,
                    kind="incoming", direction=call.direction, caller=self._client_number(call),
@@ -884,12 +873,18 @@ class CallEngine:
         call.consult, call.consult_by, call.consult_target = consult.callid, leg.person, target
         call.announcements.append("hold")
 
-    def _consulted(self, call: Call, party: str) -> Call | None:
-        """The client's call that ``call`` consults for, when ``party`` is the employee consulting."""
-        if not call.consult_for or party not in (call.caller, f"user:{call.caller}"):
-            return None
-        client_call = self.live.get(call.consult_for)
-        return client_call if client_call is not None and client_call.consult == call.callid else None
+    def _consult_pair(self, call: Call, party: str) -> tuple[Call, Call] | None:
+        """(the client's call, the consultation) when ``party`` is the employee consulting and ``call`` is
+        either of them."""
+        if call.consult_for and party in (call.caller, f"user:{call.caller}"):
+            client_call = self.live.get(call.consult_for)
+            if client_call is not None and client_call.consult == call.callid:
+                return client_call, call
+        elif call.consult and party == call.consult_by:
+            consult = self.live.get(call.consult)
+            if consult is not None:
+                return call, consult
+        return None
 
     async def _complete_consult(self, call: Call, consult: Call) -> None:
         """The consulting employee hung up: the target joins the client's call, or (still ringing) the
@@ -905,7 +900,7 @@ class CallEngine:
             await self._finish(consult, CallStatus.CANCEL if consult.kind == "outgoing" else CallStatus.MISSED)
             await self._blind(call, leg, target)
             return
-        notices: list[Notice] = [self._transfer_event(call, leg, None)]
+        notices: list[Notice] = [self._event(call, EventType.TRANSFERRED, leg)]
         self._leave(call, leg)
         consult.legs.pop(joined.party, None)  # the target's leg moves to the client's call, still talking
         await self._finish(consult, CallStatus.SUCCESS)
@@ -999,12 +994,9 @@ class CallEngine:
         self._later(call, USER_RING_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
 
     def _out_event(self, call: Call, kind: EventType) -> EventNotice:
-        agent = call.agent
-        assert agent is not None
-        call.events.append((kind.value, agent.person))
-        return EventNotice(type=kind, callid=call.callid, phone=call.dialed, user=agent.person, direction="out",
-                           diversion=call.diversion or None, groupRealName=call.group_name or None,
-                           ext=agent.ext or None, telnum=agent.telnum or None)
+        """An outgoing call's event goes to the employee placing it."""
+        assert call.agent is not None
+        return self._event(call, kind, call.agent)
 
     def _client_leg(self, call: Call, party: str) -> Leg | None:
         """The client's leg, named ``client``, its number, or ``ext:<number>``."""
@@ -1304,18 +1296,6 @@ class _Write:
 
 def _leg_fields(leg: Leg) -> dict[str, Any]:
     return {"id": leg.user_id, "login": leg.person, "name": leg.name, "ext": leg.ext, "telnum": leg.telnum}
-
-
-def crm_fallback(option: str) -> numbers.Target | None:
-    """The number's ``crm`` option (9.1, set by the operator): empty is off; ``user:<login>``,
-    ``group:<id>`` or ``telnum:<number>`` names where a call goes when the responsible employee does not
-    answer or is busy; any other value (``on``) turns the option on with no fallback (the number's route)."""
-    kind, _, value = option.partition(":")
-    kind, value = kind.strip().lower(), value.strip()
-    if not value or kind not in ("user", "group", "telnum"):
-        return None
-    return numbers.Target(kind, value if kind == "user" else None, value if kind == "group" else None, None,
-                          value if kind == "telnum" else None)
 
 
 def _seconds(a: datetime | None, b: datetime | None) -> int:

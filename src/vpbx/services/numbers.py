@@ -325,10 +325,25 @@ async def _custom_routes(resolver: _Resolver, routes: list[CustomRouteIn]) -> li
     return out
 
 
+def _crm_parts(option: str) -> tuple[str, str]:
+    kind, _, value = option.partition(":")
+    return kind.strip().lower(), value.strip()
+
+
+def crm_fallback(option: str) -> Target | None:
+    """The number's ``crm`` option (9.1): empty is off; ``user:<login>``, ``group:<id>`` or ``telnum:<number>``
+    names where a call goes when the responsible employee does not answer or is busy; any other value (``on``)
+    turns the option on with no fallback (the number's route)."""
+    kind, value = _crm_parts(option)
+    if not value or kind not in ("user", "group", "telnum"):
+        return None
+    return Target(kind, value if kind == "user" else None, value if kind == "group" else None, None,
+                  value if kind == "telnum" else None)
+
+
 async def _crm_option(resolver: _Resolver, option: str) -> str:
-    """The number's ``crm`` option, its fallback resolved (``engine.core.crm_fallback`` reads it)."""
-    kind, _, value = option.strip().partition(":")
-    kind, value = kind.strip().lower(), value.strip()
+    """The number's ``crm`` option as stored, its fallback resolved (``crm_fallback`` reads it back)."""
+    kind, value = _crm_parts(option)
     if kind in ("", "off"):
         return ""
     if kind == "on" and not value:
