@@ -1,100 +1,171 @@
-"""GET /crmapi/v1/users (50 employees) against a bare Starlette route returning the same bytes.
+"""Every configuration read of REST v1 and the legacy API against a bare Starlette route serving the same bytes
+with auth, on SQLite and on PostgreSQL, and the database connections the reads open once warm.
 
-Both run as uvicorn servers with the same settings (uvloop, httptools, one worker, no access log),
-measured by wrk in one run, alternating, so the ratio is fair on a noisy machine. Also measures the
-time from ``vpbx serve`` start to ``/healthz`` 200 and the idle RSS.
+For each backend: a store with the demo company plus ``--users`` more employees, a ``vpbx serve`` on it, and one
+bare Starlette app (uvicorn, uvloop, httptools, one process, like ``vpbx serve``) answering each path with the
+bytes vpbx answered, after checking the key (``X-API-KEY``, or the legacy ``token``). wrk (-c32) measures each
+path on both, alternating, in the same run, so the ratio holds on a noisy machine. On PostgreSQL the connections
+vpbx opens while measured (after a warm-up) are counted from ``pg_stat_database.sessions``.
 
-    .venv/bin/python bench/api_reads.py [--seconds 10] [--rounds 2]
+    .venv/bin/python bench/api_reads.py [--seconds 3] [--rounds 1] [--backend sqlite|postgres|both]
+
+Also prints ``vpbx serve`` start to ``/healthz`` 200 and the idle RSS (SQLite run).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import platform
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import free_port, rss_mb, wait_http, wrk
+from _stores import BACKENDS, load, pg_sessions, served, store_url, vpbx
 
 KEY = "bench-key-0123456789abcdef"
-VPBX = [sys.executable, "-m", "vpbx.cli"]
+DOMAIN = "bench.local"
+V1 = "/crmapi/v1"
+LEGACY = "/sys/crm_api.wcgp"
+# (label, path with query); {token} is the domain's legacy token.
+READS = [
+    ("users", f"{V1}/users"),
+    ("users page", f"{V1}/users?start=10&limit=20"),
+    ("user", f"{V1}/users/ivan"),
+    ("groups", f"{V1}/groups"),
+    ("group", f"{V1}/groups/{{group}}"),
+    ("telnums", f"{V1}/telnums"),
+    ("telnum", f"{V1}/telnums/74951234567"),
+    ("caller-ids", f"{V1}/caller-ids"),
+    ("caller-ids/telnums", f"{V1}/caller-ids/telnums"),
+    ("blacklist", f"{V1}/blacklist/telnums"),
+    ("sip-registrations", f"{V1}/sip-registrations"),
+    ("legacy accounts", f"{LEGACY}?cmd=accounts&token={{token}}"),
+    ("legacy groups", f"{LEGACY}?cmd=groups&token={{token}}"),
+]
 
 BARE_APP = textwrap.dedent(
     """
-    import sys
+    import json, sys
     import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import Response
+
+    spec = json.load(open(sys.argv[1]))
+    KEY, TOKEN = spec["key"], spec["token"]
+    BODIES = {(p, q): bytes.fromhex(b) for p, q, b in spec["bodies"]}
+    DENIED = b'{"message":"Invalid token"}'
+
+    async def app_route(request):
+        path = request.url.path
+        if path == "/sys/crm_api.wcgp":
+            if request.query_params.get("token") != TOKEN:
+                return Response(DENIED, 401, media_type="application/json")
+        elif request.headers.get("x-api-key") != KEY:
+            return Response(DENIED, 401, media_type="application/json")
+        return Response(BODIES[(path, request.url.query)], media_type="application/json")
+
     from starlette.routing import Route
-
-    BODY = open(sys.argv[1], "rb").read()
-
-    async def users(request):
-        return Response(BODY, media_type="application/json")
-
-    app = Starlette(routes=[Route("/crmapi/v1/users", users)])
+    app = Starlette(routes=[Route(p, app_route) for p in sorted({p for p, _ in BODIES})])
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", loop="uvloop",
-                http="httptools")
+                http="httptools", access_log=False)
     """
 )
 
 
+def request(base: str, path: str, body: object = None) -> bytes:
+    req = urllib.request.Request(base + path, headers={"X-API-KEY": KEY, "Content-Type": "application/json"},
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return bytes(r.read())
+
+
+def measure(backend: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, float]] | None:
+    home = tmp / backend
+    home.mkdir()
+    url = store_url(backend, home, "reads")
+    if url is None:
+        print(f"\n{backend}: skipped (no PostgreSQL here)")
+        return None
+    vpbx(url, home, "domain", "create", DOMAIN, "--api-key", KEY)  # the demo company: users, groups, numbers
+    began = time.perf_counter()
+    with served(url, home) as (base, server):
+        started = time.perf_counter() - began
+        idle = rss_mb(server.pid)
+        for i in range(args.users):
+            request(base, f"{V1}/users", {"name": f"Сотрудник {i}", "email": f"u{i}@example.com",
+                                          "mobile": f"7916{i:07d}"})
+        request(base, f"{V1}/blacklist/telnums", [{"telnum": f"7999{i:07d}", "comment": "bench"} for i in range(20)])
+        groups = json.loads(request(base, f"{V1}/groups"))["items"]
+        legacy_token = _legacy_token(url, home)
+        paths = [(label, p.format(group=groups[0]["id"], token=legacy_token)) for label, p in READS]
+        answers = {p: request(base, p) for _, p in paths}
+        bodies = [(*p.partition("?")[::2], body.hex()) for p, body in answers.items()]
+        spec = tmp / f"bare-{backend}.json"
+        spec.write_text(json.dumps({"key": KEY, "token": legacy_token, "bodies": bodies}))
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(spec), str(bare_port)])
+        try:
+            bare_base = f"http://127.0.0.1:{bare_port}"
+            wait_http(bare_base + paths[0][1], headers={"X-API-KEY": KEY})
+            for _, p in paths:  # the same bytes on both sides
+                with urllib.request.urlopen(urllib.request.Request(bare_base + p, headers={"X-API-KEY": KEY})) as r:
+                    assert r.read() == answers[p], p
+            for _, p in paths:  # warm-up: caches filled, the pool at its working size
+                wrk(base + p, 1, headers={"X-API-KEY": KEY})
+            time.sleep(1.5)
+            sessions_before = pg_sessions(url) if backend == "postgres" else 0
+            results = []
+            for label, p in paths:
+                ours, theirs = [], []
+                for _ in range(args.rounds):
+                    theirs.append(wrk(bare_base + p, args.seconds, headers={"X-API-KEY": KEY}))
+                    ours.append(wrk(base + p, args.seconds, headers={"X-API-KEY": KEY}))
+                results.append((label, sum(ours) / len(ours), sum(theirs) / len(theirs)))
+            time.sleep(1.5)
+            opened = pg_sessions(url) - sessions_before - 1 if backend == "postgres" else None
+        finally:
+            bare.terminate()
+            bare.wait(10)
+    print(f"\n{backend}: {args.users} extra employees, wrk -t2 -c32, {args.rounds}x{args.seconds}s per side, {load()}")
+    print(f"{'read':<22}{'bare req/s':>12}{'vpbx req/s':>12}{'ratio':>8}")
+    for label, o, t in results:
+        print(f"{label:<22}{t:12.0f}{o:12.0f}{o / t:8.2f}{'' if o / t >= 0.5 else '  < 0.5'}")
+    worst = min(o / t for _, o, t in results)
+    print(f"lowest ratio: {worst:.2f}  (target >= 0.5 on every read)")
+    if opened is not None:
+        print(f"PostgreSQL connections opened while measured (after warm-up): {opened}  (target 0)")
+    if backend == "sqlite":
+        print(f"vpbx serve start -> /healthz 200: {started * 1000:.0f} ms; idle RSS {idle:.0f} MB")
+    return results
+
+
+def _legacy_token(url: str, home: Path) -> str:
+    """A legacy token set for the bench (the domain's own is shown once, at creation)."""
+    token = "bench-legacy-token-0123456789"
+    vpbx(url, home, "integration", "set", "--domain", DOMAIN, "--legacy-token", token)
+    return token
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--users", type=int, default=50)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--users", type=int, default=40)
+    ap.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-"))
-    env = {**os.environ, "VPBX_HOME": str(tmp)}
-    subprocess.run([*VPBX, "domain", "create", "bench.local", "--api-key", KEY, "--no-demo-data"], env=env,
-                   check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen([*VPBX, "serve", "--port", str(port), "--no-demo"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    bare = None
-    try:
-        started = wait_http(f"http://127.0.0.1:{port}/healthz")
-        idle_rss = rss_mb(server.pid)
-        base = f"http://127.0.0.1:{port}/crmapi/v1/users"
-        for i in range(args.users):
-            body = f'{{"name": "Сотрудник {i}", "email": "u{i}@example.com", "mobile": "7916{i:07d}"}}'.encode()
-            req = urllib.request.Request(base, data=body, method="POST",
-                                         headers={"X-API-KEY": KEY, "Content-Type": "application/json"})
-            urllib.request.urlopen(req).read()
-        with urllib.request.urlopen(urllib.request.Request(base, headers={"X-API-KEY": KEY})) as r:
-            payload = r.read()
-        body_file = tmp / "users.json"
-        body_file.write_bytes(payload)
-        bare_port = free_port()
-        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, str(body_file), str(bare_port)])
-        wait_http(f"http://127.0.0.1:{bare_port}/crmapi/v1/users")
-        bare_url = f"http://127.0.0.1:{bare_port}/crmapi/v1/users"
-
-        wrk(base, 2, headers={"X-API-KEY": KEY})  # warm up both
-        wrk(bare_url, 2)
-        ours, theirs = [], []
-        for _ in range(args.rounds):
-            theirs.append(wrk(bare_url, args.seconds))
-            ours.append(wrk(base, args.seconds, headers={"X-API-KEY": KEY}))
-        o, t = sum(ours) / len(ours), sum(theirs) / len(theirs)
-        print(f"response: {len(payload)} bytes, {args.users} employees, wrk -t2 -c32, {args.rounds}x{args.seconds}s")
-        print(f"bare Starlette route:      {t:9.0f} req/s")
-        print(f"vpbx GET /crmapi/v1/users: {o:9.0f} req/s  (auth + SQLite + serialisation)")
-        print(f"ratio: {o / t:.2f}  (target >= 0.5)")
-        print(f"vpbx serve start -> /healthz 200: {started * 1000:.0f} ms  (target < 1000 ms)")
-        print(f"idle RSS after start: {idle_rss:.0f} MB  (target < 120 MB)")
-    finally:
-        server.terminate()
-        if bare is not None:
-            bare.terminate()
-        server.wait(10)
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {platform.processor() or platform.machine()}, "
+          f"{load()}")
+    with tempfile.TemporaryDirectory(prefix="vpbx-bench-") as d:
+        for backend in BACKENDS if args.backend == "both" else (args.backend,):
+            measure(backend, args, Path(d))
 
 
 if __name__ == "__main__":

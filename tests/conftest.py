@@ -1,5 +1,9 @@
-"""Shared fixtures: a real server per store backend (SQLite always, PostgreSQL when
-``VPBX_TEST_PG_URL`` is set), and a fresh tenant (domain with the demo company) per test."""
+"""Shared fixtures: a real server per store backend (SQLite always, PostgreSQL too when one is there),
+and a fresh tenant (domain with the demo company) per test.
+
+PostgreSQL: ``VPBX_TEST_PG_URL`` when set (``off`` skips the PostgreSQL half), else the local server at
+``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` when it answers. The URL found is put back in
+``VPBX_TEST_PG_URL`` here, before any suite reads it, so every suite runs on the same one."""
 
 from __future__ import annotations
 
@@ -10,18 +14,29 @@ from pathlib import Path
 import pytest
 
 from vpbx.settings import Settings
-from vpbx.testing.postgres import empty_database
-from vpbx.testing.server import ServerThread, Tenant, create_tenant
+from vpbx.testing.postgres import SKIP_REASON, empty_database, url_for_tests
+from vpbx.testing.server import ServerThread, Tenant, create_tenant, retire_tenant
 
-PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
+PG_URL = os.environ["VPBX_TEST_PG_URL"] = url_for_tests()
+# Each xdist worker runs several servers on one PostgreSQL (max_connections 100): smaller pools each.
+os.environ.setdefault("VPBX_DB_POOL", "8")
 BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_report_header() -> str:
+    return f"PostgreSQL: {PG_URL}" if PG_URL else f"PostgreSQL: none ({SKIP_REASON})"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not PG_URL:
+        terminalreporter.write_line(f"PostgreSQL half skipped: {SKIP_REASON}", yellow=True)
 
 
 def store_url(backend: str, tmp: Path) -> str:
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}"
     if not PG_URL:
-        pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL (set by .ci/run)")
+        pytest.skip(SKIP_REASON)
     return empty_database(PG_URL)
 
 
@@ -43,11 +58,11 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 def tenant(server: ServerThread) -> Iterator[Tenant]:
     t = create_tenant(server)
     yield t
-    t.client.close()
+    retire_tenant(server, t)
 
 
 @pytest.fixture
 def other_tenant(server: ServerThread) -> Iterator[Tenant]:
     t = create_tenant(server)
     yield t
-    t.client.close()
+    retire_tenant(server, t)

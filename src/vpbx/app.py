@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from vpbx import __version__
 from vpbx import engine as call_engine
@@ -19,7 +21,7 @@ from vpbx.api.auth import AuthCache
 from vpbx.api.middleware import BodyLimit, Metrics, PathAliases
 from vpbx.api.responses import json_response
 from vpbx.clock import make_clock
-from vpbx.engine import traffic
+from vpbx.engine import recovery, traffic
 from vpbx.metrics import REGISTRY
 from vpbx.notify import lifecycle as notifier
 from vpbx.runtime import Runtime
@@ -31,7 +33,8 @@ log = logging.getLogger("vpbx")
 
 Hook = Callable[[Runtime], Awaitable[None]]
 # Feature packages (the notifier's dispatcher, the engine) start and stop with the server here.
-STARTUP_HOOKS: list[Hook] = [call_engine.start, notifier.start]
+# recovery: the calls a crash left live end (history, closing events) before anything else is served.
+STARTUP_HOOKS: list[Hook] = [call_engine.start, recovery.start, notifier.start]
 SHUTDOWN_HOOKS: list[Hook] = [call_engine.stop, notifier.stop, traffic.stop_all]  # run in reverse
 
 DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
@@ -46,7 +49,7 @@ def build_runtime(settings: Settings) -> Runtime:
     from vpbx.store.reader import Reader
 
     engine = db.create_engine(settings.db_url)
-    return Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine),
+    return Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine, settings),
                    clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony(),
                    reader=Reader(settings.db_url, engine))
 
@@ -78,11 +81,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
             runtime.reader.dispose()
             await runtime.engine.dispose()
 
+    # FastAPI's native OpenTelemetry is off: unused here, its per-request check of the global providers cost ~12 µs.
     app = FastAPI(title="vpbx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.runtime = runtime
     app.state.ready = False
     errors.install(app)
+    install_docs(app)
 
     from vpbx.api import legacy, sim_deliveries, sim_traffic, sim_trunks, v1
 
@@ -97,22 +103,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     from vpbx.api import records as recordings
 
     app.include_router(recordings.router)
+    from vpbx import console
+
+    console.install(app)  # the web cabinet at /console
 
     def openapi() -> dict[str, Any]:
-        """FastAPI documents 422 for every validated operation; vpbx answers 400 (002 §3.3) instead."""
+        """The generated document, with every error answer each operation can give (``errors.document``)."""
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    responses = operation.get("responses", {})
-                    invalid = responses.pop("422", None)
-                    if invalid is not None and "400" not in responses:
-                        responses["400"] = {"description": errors.VALIDATION_ERROR, "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/ValidationErrorOut"}}}}
-            for unused in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(unused, None)
-            app.openapi_schema = schema
+            app.openapi_schema = errors.document(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -128,9 +128,78 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     from vpbx.api.fastpath import FastReads
+    from vpbx.logs import RequestLog
 
     app.add_middleware(FastReads, runtime=runtime)
+    from vpbx.api.ratelimit import RateLimit
+
+    app.add_middleware(RateLimit.for_settings, settings=settings)  # outside the fast path: its 401s count
     app.add_middleware(Metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # outside the size limit: a refused 413 is logged too
     app.add_middleware(PathAliases)
     return app
+
+
+# --- the pages a person opens: /, /docs, /redoc (every asset served from here: no CDN, works offline) --------
+
+ASSETS = "/_docs"  # the Swagger UI and ReDoc files the fastapi-offline package ships
+
+
+def _assets_dir() -> str:
+    from importlib.resources import files
+
+    return str(files("fastapi_offline") / "static")
+
+
+LANDING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vpbx {version}</title>
+<link rel="icon" href="{assets}/favicon.png">
+<style>body{{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}
+code{{background:#f3f3f3;padding:0 .25rem}} li{{margin:.3rem 0}}</style></head>
+<body><h1>vpbx <small>{version}</small></h1>
+<p>A cloud PBX speaking the VPBX CRM integration API: REST v1 under <code>/crmapi/v1</code> (header
+<code>X-API-KEY</code>), the legacy command API at <code>/sys/crm_api.wcgp</code>, the simulator under
+<code>/sim/v1</code>.</p>
+<ul>
+<li><a href="/docs">/docs</a>: the API, tried in the browser (Swagger UI); <a href="/redoc">/redoc</a> to read it</li>
+<li><a href="/openapi.json">/openapi.json</a>: the OpenAPI 3.1 document</li>
+<li><a href="/console">/console</a>: the operator's console</li>
+<li><a href="/healthz">/healthz</a>: readiness</li>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+</ul>
+<p>The demo domain's key is printed by <code>vpbx serve</code> and kept in
+<code>.vpbx/demo-credentials.json</code>. Try <code>vpbx call incoming --from 79101234567 --to 74951234567</code>,
+then <code>vpbx calls</code>.</p>
+</body></html>
+"""
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/`` (links to everything a person opens), ``/docs`` and ``/redoc`` with assets served by vpbx itself."""
+    app.mount(ASSETS, StaticFiles(directory=_assets_dir()), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+    landing = LANDING.format(version=__version__, assets=ASSETS)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> HTMLResponse:
+        return HTMLResponse(landing)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - Swagger UI",
+                                   oauth2_redirect_url=oauth2_redirect,
+                                   swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{ASSETS}/favicon.png")
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{ASSETS}/favicon.png", with_google_fonts=False)

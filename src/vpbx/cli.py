@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,10 +61,12 @@ def run_store(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) 
     from vpbx.store import db
 
     async def main() -> T:
+        from vpbx.secrets_store import box_for
+
         engine = db.create_engine(settings.db_url)
         try:
-            await db.upgrade(engine)
-            async with db.session_factory(engine)() as session:
+            await db.upgrade(engine, box=box_for(settings))
+            async with db.session_factory(engine, settings)() as session:
                 result = await work(session)
                 await session.commit()
                 return result
@@ -72,7 +76,10 @@ def run_store(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) 
     try:
         return asyncio.run(main())
     except ServiceError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        from vpbx.services.errors import NotFound
+
+        err.print(f"[red]error:[/red] {exc.what} not found" if isinstance(exc, NotFound) else
+                  f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
 
@@ -86,19 +93,25 @@ def serve(
     port: Annotated[int, typer.Option(envvar="VPBX_PORT")] = 8080,
     db: DbOption = "",
     home: HomeOption = Path(".vpbx"),
-    clock: Annotated[str, typer.Option(help="real or virtual")] = "real",
-    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Create the demo domain on an empty store")] = True,
-    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
-    log_json: Annotated[bool, typer.Option("--log-json", help="JSON log lines")] = False,
-    log_level: Annotated[str, typer.Option()] = "info",
-    allow_private_crm: Annotated[bool | None, typer.Option(
-        "--allow-private-crm/--deny-private-crm", envvar="VPBX_ALLOW_PRIVATE_CRM",
-        help="Let CRM/webhook requests reach private, loopback and link-local addresses "
-             "(default: allowed only when listening on loopback)")] = None,
+    clock: Annotated[str, typer.Option(envvar="VPBX_CLOCK", help="real or virtual")] = "real",
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", envvar="VPBX_DEMO",
+                                       help="Create the demo domain on an empty store")] = True,
+    demo_phones: Annotated[bool, typer.Option(
+        "--demo-phones/--no-demo-phones", envvar="VPBX_DEMO_PHONES",
+        help="The demo domain's employees have registered phones that answer like people")] = True,
+    tls_cert: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_CERT", help="PEM certificate: serve HTTPS")] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_KEY", help="PEM private key")] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", envvar="VPBX_LOG_JSON", help="JSON log lines")] = False,
+    log_level: Annotated[str, typer.Option(envvar="VPBX_LOG_LEVEL",
+                                           help="debug, info, warning, error or critical")] = "info",
+    allow_private_crm: Annotated[bool, typer.Option(
+        "--allow-private-crm", envvar="VPBX_ALLOW_PRIVATE_CRM",
+        help="Development only: let CRM/webhook requests reach loopback, private, link-local, CGNAT and "
+             "unique-local addresses (refused by default, whatever address vpbx listens on)")] = False,
 ) -> None:
-    """Serve REST v1, the legacy API and the simulator."""
+    """Serve REST v1, the legacy API and the simulator (one process; every option also reads VPBX_<OPTION>)."""
+    import logging
+
     import uvicorn
 
     from vpbx import gctune, logs
@@ -106,31 +119,55 @@ def serve(
 
     if clock not in ("real", "virtual"):
         raise typer.BadParameter("real or virtual", param_hint="--clock")
+    if log_level.lower() not in logs.LEVELS:
+        raise typer.BadParameter(", ".join(logs.LEVELS), param_hint="--log-level")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key")
-    settings = settings_for(db, home, host=host, port=port, clock=clock, demo=demo, tls_cert=tls_cert,
-                            tls_key=tls_key, log_json=log_json, log_level=log_level,
-                            allow_private_crm=allow_private_crm)
+    settings = settings_for(db, home, host=host, port=port, clock=clock, demo=demo, demo_phones=demo_phones,
+                            tls_cert=tls_cert, tls_key=tls_key, log_json=log_json, log_level=log_level,
+                            **({} if allow_private_crm is None else {"allow_private_crm": allow_private_crm}))
     logs.configure(log_level, log_json)
     scheme = "https" if tls_cert else "http"
-    application = create_app(settings, on_ready=lambda: announce(settings, f"{scheme}://{host}:{port}"))
+    url = f"{scheme}://{host}:{port}"
+
+    def ready() -> None:
+        logging.getLogger("vpbx").info("serving", extra={"url": url, "store": logs.redact_url(settings.db_url),
+                                                         "clock": clock})
+        announce(settings, url)
+
+    application = create_app(settings, on_ready=ready)
     gctune.tune()  # after the imports and the app: they stay out of the collector's way
 
-    uvicorn.run(application, host=host, port=port, log_level="warning", ssl_certfile=tls_cert,
-                ssl_keyfile=tls_key, loop="uvloop", http="httptools", workers=1 if workers < 2 else workers)
+    # log_config=None: uvicorn's own loggers go through vpbx's handler (logs.configure); vpbx logs requests.
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, ssl_certfile=tls_cert,
+                ssl_keyfile=tls_key, loop="uvloop", http="httptools")
 
 
 def announce(settings: Settings, url: str) -> None:
     from vpbx.bootstrap import credentials_path, read_credentials
+    from vpbx.logs import redact_url
 
-    console.print(f"[bold green]vpbx[/bold green] serving on {url}  (store: {settings.db_url})")
-    console.print(f"  REST v1:  {url}/crmapi/v1/users   docs: {url}/docs   legacy: {url}/sys/crm_api.wcgp")
+    console.print(f"[bold green]vpbx[/bold green] serving on {url}  (store: {redact_url(settings.db_url)}, "
+                  f"clock: {settings.clock})")
+    console.print(f"  home: {url}/   docs: {url}/docs   REST v1: {url}/crmapi/v1/users   "
+                  f"legacy: {url}/sys/crm_api.wcgp")
+    if settings.clock == "virtual":
+        from vpbx.secrets_store import operator_key_path
+
+        where = "VPBX_OPERATOR_KEY" if settings.operator_key else str(operator_key_path(settings.home))
+        console.print(f"  the virtual clock moves with the operator's key (X-OPERATOR-KEY), kept in {where}")
     creds = read_credentials(settings.home) if settings.demo else None
     if creds:
-        console.print(f"  demo domain: [bold]{creds['domain']}[/bold]")
+        console.print(f"  demo domain: [bold]{creds['domain']}[/bold]"
+                      f"{'  (phones registered, answering like people)' if settings.demo_phones else ''}")
         console.print(f"  API key (X-API-KEY): [bold]{creds['api_key']}[/bold]")
         console.print(f"  legacy token:        [bold]{creds['legacy_token']}[/bold]")
         console.print(f"  try: curl -H 'X-API-KEY: {creds['api_key']}' {url}/crmapi/v1/users")
+        console.print(f"       vpbx call incoming --from 79101234567 --to 74951234567 --url {url}; "
+                      f"vpbx calls --url {url}")
+        if creds.get("admin_password"):
+            console.print(f"  web cabinet: {url}/console  sign in as [bold]{creds['admin_login']}[/bold] "
+                          f"password [bold]{creds['admin_password']}[/bold]")
         console.print(f"  (kept in {credentials_path(settings.home)})")
 
 
@@ -201,7 +238,7 @@ def domain_show(name: str, db: DbOption = "", home: HomeOption = Path(".vpbx")) 
     console.print_json(data=params)
     console.print(f"integration: {'on' if integration.enabled else 'off'}"
                   f"{' (switched off)' if integration.switched_off else ''}, url={integration.crm_url or '-'}, "
-                  f"dialect={integration.dialect}")
+                  f"dialect={integration.dialect}, legacy edition={integration.legacy_edition}")
     for k in keys:
         console.print(f"key #{k.id} {k.prefix}… role={k.role or 'full'} "
                       f"{'revoked' if k.revoked_at else 'active'}")
@@ -224,13 +261,25 @@ def domain_delete(name: str, yes: Annotated[bool, typer.Option("--yes")] = False
 
 
 @key_app.command("create")
-def key_create(domain: DomainOption, role: Annotated[str | None, typer.Option(help="Role: admin, user, ... or "
+def key_create(domain: Annotated[str | None, typer.Option("--domain", "-d", help="Domain name")] = None,
+               role: Annotated[str | None, typer.Option(help="Role: admin, user, ... or "
                "a custom role id; default full rights")] = None,
                api_key: Annotated[str | None, typer.Option(help="Use this key")] = None,
                label: Annotated[str, typer.Option()] = "", db: DbOption = "",
-               home: HomeOption = Path(".vpbx")) -> None:
+               home: HomeOption = Path(".vpbx"),
+               operator: Annotated[bool, typer.Option(
+                   "--operator", help="The server operator's key instead (moves the shared virtual clock; "
+                                      "kept in <home>/operator-key, 0600; servers read it at start)")] = False) -> None:
     """Create an API key; it is printed once."""
     from vpbx.services import tenancy
+
+    if operator:
+        from vpbx.secrets_store import new_operator_key
+
+        console.print(new_operator_key(home))
+        return
+    if not domain:
+        raise typer.BadParameter("give --domain (or --operator)", param_hint="--domain")
 
     async def work(session: AsyncSession) -> str:
         return await tenancy.create_key(session, await tenancy.get_domain(session, domain), now(),
@@ -258,7 +307,7 @@ def key_list(domain: DomainOption, db: DbOption = "", home: HomeOption = Path(".
 @key_app.command("revoke")
 def key_revoke(domain: DomainOption, key: Annotated[str, typer.Argument(help="Key id or prefix")],
                db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
-    """Revoke a key (running servers stop accepting it within seconds)."""
+    """Revoke a key (running servers refuse it from their next request)."""
     from vpbx.services import tenancy
 
     async def work(session: AsyncSession) -> int:
@@ -277,6 +326,8 @@ def integration_set(
     on: Annotated[bool | None, typer.Option("--on/--off", help="Integration on or off")] = None,
     lookup_timeout: Annotated[float | None, typer.Option(help="contact lookup timeout, s")] = None,
     signing_secret: Annotated[str | None, typer.Option(help="Standard Webhooks secret ('' to drop)")] = None,
+    edition: Annotated[str | None, typer.Option(help="Legacy API edition the CRM follows: 000 (default) or "
+                                                     "004 (also 001): makeCall's answer, the pushes' fields")] = None,
     db: DbOption = "",
     home: HomeOption = Path(".vpbx"),
 ) -> None:
@@ -287,10 +338,11 @@ def integration_set(
         return await tenancy.set_integration(
             session, await tenancy.get_domain(session, domain), crm_url=crm_url, crm_token=crm_token,
             legacy_token=legacy_token, dialect=dialect, enabled=on, lookup_timeout=lookup_timeout,
-            signing_secret=signing_secret)
+            signing_secret=signing_secret, legacy_edition=edition)
 
     i = run_store(settings_for(db, home), work)
-    console.print(f"integration {'on' if i.enabled else 'off'}: url={i.crm_url or '-'} dialect={i.dialect}")
+    console.print(f"integration {'on' if i.enabled else 'off'}: url={i.crm_url or '-'} dialect={i.dialect} "
+                  f"edition={i.legacy_edition}")
 
 
 @integration_app.command("map")
@@ -357,9 +409,33 @@ def domain_limits(name: str, users: Annotated[int | None, typer.Option()] = None
     console.print("limits set")
 
 
+DemoDomainOption = Annotated[str | None, typer.Option("--domain", "-d", help="Domain name; default the demo domain")]
+
+
+def _domain_or_demo(domain: str | None, home: Path) -> str:
+    """The domain given, else the demo domain of ``home`` (the one ``vpbx serve`` created there)."""
+    from vpbx.bootstrap import read_credentials
+    from vpbx.services.demo import DEMO_DOMAIN
+
+    if domain:
+        return domain
+    creds = read_credentials(home) or {}
+    return str(creds.get("domain") or DEMO_DOMAIN)
+
+
+async def _named_domain(session: AsyncSession, name: str) -> Any:
+    from vpbx.services import tenancy
+    from vpbx.services.errors import NotFound
+
+    try:
+        return await tenancy.get_domain(session, name)
+    except NotFound:
+        raise ServiceError(f"no domain {name} in this store (--domain, --home or --db)") from None
+
+
 @deliveries_app.command("list")
 def deliveries_list(
-    domain: DomainOption,
+    domain: DemoDomainOption = None,
     callid: Annotated[str | None, typer.Option(help="Only this call")] = None,
     command: Annotated[str | None, typer.Option(help="history, event, rating or webhook")] = None,
     state: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
@@ -369,16 +445,17 @@ def deliveries_list(
 ) -> None:
     """List the notifications sent to the domain's CRM, with their last attempt."""
     from vpbx.notify import deliveries
-    from vpbx.services import tenancy
+
+    name = _domain_or_demo(domain, home)
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], int]:
-        d = await tenancy.get_domain(session, domain)
+        d = await _named_domain(session, name)
         return await deliveries.list_deliveries(session, d.id, callid=callid, command=command, state=state,
                                                 limit=limit)
 
     items, total = run_store(settings_for(db, home), work)
     table = Table("id", "command", "callid", "state", "attempts", "last status", "last error", "latency ms",
-                  "created", title=f"{len(items)} of {total} deliveries")
+                  "created", title=f"{name}: {len(items)} of {total} deliveries")
     colors = {"delivered": "green", "failed": "red", "pending": "yellow"}
     for it in items:
         last = it["log"][-1] if it["log"] else {}
@@ -390,14 +467,13 @@ def deliveries_list(
 
 
 @deliveries_app.command("replay")
-def deliveries_replay(domain: DomainOption, delivery_id: Annotated[int, typer.Argument(help="Delivery id")],
-                      db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
+def deliveries_replay(delivery_id: Annotated[int, typer.Argument(help="Delivery id")],
+                      domain: DemoDomainOption = None, db: DbOption = "", home: HomeOption = Path(".vpbx")) -> None:
     """Send a notification again (same id and body); a running server picks it up within a second."""
     from vpbx.notify import deliveries
-    from vpbx.services import tenancy
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        d = await tenancy.get_domain(session, domain)
+        d = await _named_domain(session, _domain_or_demo(domain, home))
         return await deliveries.replay(session, d.id, delivery_id, now())
 
     out = run_store(settings_for(db, home), work)
@@ -510,7 +586,7 @@ app.add_typer(call_app, name="call")
 UrlOption = Annotated[str, typer.Option("--url", envvar="VPBX_URL", help="The running server")]
 KeyOption = Annotated[str | None, typer.Option(
     "--key", envvar="VPBX_API_KEY", help="The domain's X-API-KEY; default the demo domain's, read from "
-                                         "./.vpbx/demo-credentials.json")]
+                                         "<VPBX_HOME or ./.vpbx>/demo-credentials.json")]
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -519,9 +595,10 @@ def _api_key(key: str | None) -> str:
 
     if key:
         return key
-    creds = read_credentials(Path(".vpbx"))
+    home = Path(os.environ.get("VPBX_HOME") or ".vpbx")
+    creds = read_credentials(home)
     if not creds or not creds.get("api_key"):
-        err.print("[red]error:[/red] no --key given and no ./.vpbx/demo-credentials.json "
+        err.print(f"[red]error:[/red] no --key given and no {home}/demo-credentials.json "
                   "(start `vpbx serve` here, or pass the domain's key)")
         raise typer.Exit(2)
     return str(creds["api_key"])
@@ -544,8 +621,12 @@ def _request(method: str, url: str, key: str | None, path: str, body: dict[str, 
         raise typer.Exit(1) from exc
     if r.status_code >= 400:
         try:
-            message = r.json().get("message", r.text)
-        except ValueError:
+            answer = r.json()
+            message = answer.get("message", r.text)
+            # A 400 names each refused field: say which, not only "Validation error" (as the SDK's errors do).
+            if fields := [e for e in answer.get("errors") or [] if isinstance(e, dict)]:
+                message += " (" + "; ".join(f"{e.get('field')}: {e.get('message')}" for e in fields) + ")"
+        except (ValueError, AttributeError):
             message = r.text
         err.print(f"[red]error:[/red] {r.status_code} {message}")
         raise typer.Exit(1)
@@ -575,19 +656,150 @@ def _print_placed(call: dict[str, Any], detail: str) -> None:
     console.print(f"call [bold]{call['callid']}[/bold] {call['state']}{detail}: {_legs(call)}")
 
 
+SHORT_ID = 8  # ``vpbx calls`` shows this much of a call id; every ``vpbx call`` command takes a unique prefix
+
+
+def _clock_time(stamp: str | None) -> str:
+    """``HH:MM:SS`` of an ISO time (the day is today's on a live server)."""
+    if not stamp:
+        return "-"
+    try:
+        return datetime.fromisoformat(stamp).strftime("%H:%M:%S")
+    except ValueError:
+        return stamp
+
+
+def _who(call: dict[str, Any]) -> str:
+    """Who is on the call: ``ivan talking``, ``admin ringing`` (outside parties as their number)."""
+    colors = {"ringing": "yellow", "talking": "green", "hold": "cyan"}
+    legs = [leg for leg in call.get("legs") or [] if leg["state"] != "ended"]
+    return ", ".join(f"{leg['party'].removeprefix('ext:')} [{colors.get(leg['state'], 'white')}]{leg['state']}[/]"
+                     for leg in legs) or "-"
+
+
 @app.command("calls")
-def calls_list(url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
-    """The domain's live calls, with who rings and who talks."""
+def calls_list(url: UrlOption = DEFAULT_URL, key: KeyOption = None,
+               wide: Annotated[bool, typer.Option("--wide", help="Full call ids")] = False) -> None:
+    """The domain's live calls: who calls whom, the state, who rings and who talks (fits 100 columns)."""
+    from rich.markup import escape
+
     calls = _request("GET", url, key, "/sim/v1/calls")
-    table = Table("callid", "kind", "from", "to", "state", "since", "caller name", "department", "legs",
-                  title=f"{len(calls)} live call{'' if len(calls) == 1 else 's'}")
+    if not calls:
+        console.print("no live calls")
+        return
+    note = "" if wide or not calls else f" (ids: the first {SHORT_ID} characters; `vpbx call` takes any unique prefix)"
+    table = Table("call", "from", "to", "state", "since", "who", title=f"{len(calls)} live call"
+                  f"{'' if len(calls) == 1 else 's'}{note}", title_justify="left")
     table.columns[0].no_wrap = True
     colors = {"ringing": "yellow", "talking": "green"}
+    arrows = {"incoming": "→ in", "outgoing": "← out", "internal": "↔ int"}
     for c in calls:
         state = c["state"]
-        table.add_row(c["callid"], c["kind"], c["from"], c["to"], f"[{colors.get(state, 'white')}]{state}[/]",
-                      c["started"], c.get("caller_name") or "", c.get("group") or "", _legs(c))
+        caller = escape(c["from"]) + (f"\n[dim]{escape(c['caller_name'])}[/dim]" if c.get("caller_name") else "")
+        dialed = escape(c["to"]) + (f"\n[dim]{escape(c['group'])}[/dim]" if c.get("group") else "")
+        callid = c["callid"] if wide else c["callid"][:SHORT_ID]
+        table.add_row(f"{callid}\n[dim]{arrows.get(c['kind'], c['kind'])}[/dim]", caller, dialed,
+                      f"[{colors.get(state, 'white')}]{state}[/]", _clock_time(c.get("started")),
+                      _who(c))
     console.print(table)
+
+
+def _callid(url: str, key: str | None, callid: str) -> str:
+    """A full call id from a unique prefix of a live call's (``vpbx calls`` shows the first characters)."""
+    if len(callid) >= 32:
+        return callid
+    matches = [c["callid"] for c in _request("GET", url, key, "/sim/v1/calls") if c["callid"].startswith(callid)]
+    if len(matches) == 1:
+        return str(matches[0])
+    if matches:
+        err.print(f"[red]error:[/red] {len(matches)} live calls start with {callid}: give more of the id")
+        raise typer.Exit(2)
+    return callid  # an ended call is still readable by its full id: let the server answer
+
+
+def _act(url: str, key: str | None, callid: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    full = _callid(url, key, callid)
+    call: dict[str, Any] = _request("POST", url, key, f"/sim/v1/calls/{full}/{action}", body)
+    return call
+
+
+def _print_call(call: dict[str, Any]) -> None:
+    state = call["state"]
+    if state in ("ended", "refused"):
+        console.print(f"call {call['callid']} [red]{state}[/red]: {call.get('status') or call.get('reason')}")
+    else:
+        console.print(f"call [bold]{call['callid']}[/bold] {state}: {_who(call)}")
+
+
+CallArg = Annotated[str, typer.Argument(help="The call's id or a unique prefix of it (see `vpbx calls`)")]
+
+
+@call_app.command("show")
+def call_show(callid: CallArg, url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """A call's state, legs and events (ended calls too, by their full id)."""
+    call = _request("GET", url, key, f"/sim/v1/calls/{_callid(url, key, callid)}")
+    _print_call(call)
+    for name in ("kind", "from", "to", "caller_name", "group", "answered_by", "status", "link", "continued_as",
+                 "consult"):
+        if call.get(name):
+            console.print(f"  {name}: {call[name]}")
+    for event in call.get("events") or []:
+        console.print(f"  event {event['type']} {event.get('user') or ''}")
+
+
+@call_app.command("answer")
+def call_answer(callid: CallArg, user: Annotated[str | None, typer.Option(
+                    "--user", "-u", help="The employee who picks up; without it, the client of an outgoing call")]
+                = None,
+                url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """An employee answers a ringing call (or the client answers an outgoing one)."""
+    _print_call(_act(url, key, callid, "answer", {"user": user} if user else {}))
+
+
+@call_app.command("reject")
+def call_reject(callid: CallArg,
+                user: Annotated[str | None, typer.Option("--user", "-u", help="The employee who declines; without "
+                                                         "it the client of an outgoing call refuses")] = None,
+                reason: Annotated[str | None, typer.Option(help="The client's refusal: busy, unavailable or "
+                                                                "notfound")] = None,
+                url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """An employee declines a ringing call (or the client refuses an outgoing one)."""
+    body: dict[str, Any] = {}
+    if user:
+        body["user"] = user
+    if reason:
+        body["reason"] = reason
+    _print_call(_act(url, key, callid, "reject", body))
+
+
+@call_app.command("hangup")
+def call_hangup(callid: CallArg,
+                by: Annotated[str, typer.Option("--by", help="client, or the login of the employee")] = "client",
+                url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """The client (default) or an employee hangs up."""
+    _print_call(_act(url, key, callid, "hangup", {"by": by}))
+
+
+@call_app.command("dtmf")
+def call_dtmf(callid: CallArg, digits: Annotated[str, typer.Argument(help="Keys the client presses, e.g. 2")],
+              url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """The client presses keys (an IVR choice, a callback request)."""
+    _print_call(_act(url, key, callid, "dtmf", {"digits": digits}))
+
+
+@call_app.command("transfer")
+def call_transfer(callid: CallArg,
+                  user: Annotated[str, typer.Option("--user", "-u", help="The employee who transfers")],
+                  to: Annotated[str, typer.Option("--to", help="A login, an extension, a department or an "
+                                                               "outside number")],
+                  mode: Annotated[str, typer.Option(help="blind or attended")] = "blind",
+                  url: UrlOption = DEFAULT_URL, key: KeyOption = None) -> None:
+    """Transfer a call: blind (the client's call goes on as a new call id) or attended (a consultation first)."""
+    call = _act(url, key, callid, "transfer", {"user": user, "to": to, "mode": mode})
+    _print_call(call)
+    if call.get("consult"):
+        console.print(f"  consulting on call {call['consult']}: `vpbx call hangup {call['consult'][:SHORT_ID]} "
+                      f"--by {user}` completes the transfer")
 
 
 @call_app.command("outgoing")
@@ -617,10 +829,27 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _client(url: str, key: str | None) -> httpx.Client:
+def _operator_key() -> str | None:
+    """The operator's key, for commands that move a virtual clock: VPBX_OPERATOR_KEY, else the one a local
+    `vpbx serve` keeps in <VPBX_HOME or .vpbx>/operator-key; None when neither is there."""
+    from vpbx.secrets_store import operator_key_path
+
+    if os.environ.get("VPBX_OPERATOR_KEY"):
+        return os.environ["VPBX_OPERATOR_KEY"]
+    try:
+        return operator_key_path(Path(os.environ.get("VPBX_HOME") or ".vpbx")).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _client(url: str, key: str | None, operator: str | None = None) -> httpx.Client:
     import httpx
 
-    return httpx.Client(base_url=url.rstrip("/"), headers={"X-API-KEY": _api_key(key)}, timeout=30)
+    headers = {"X-API-KEY": _api_key(key)}
+    operator = operator or _operator_key()
+    if operator:
+        headers["X-OPERATOR-KEY"] = operator
+    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30)
 
 
 def _virtual_clock(url: str, client: httpx.Client) -> bool:
@@ -705,10 +934,16 @@ def sim_run(
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Play every step even after a failure")] = False,
     timeout: Annotated[float | None, typer.Option(help="Seconds an expectation may take to come true "
                                                        "(default 1 on a virtual clock, 10 on a real one)")] = None,
-    url: UrlOption = DEFAULT_URL,
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar="VPBX_URL", help="Play on this running server (its domain of --key); default: on a "
+                                         "scratch server of its own (virtual clock, temporary store)")] = None,
     key: KeyOption = None,
 ) -> None:
-    """Play scenarios against the server: each step with ✔ or ✘; exits 1 when an expectation fails."""
+    """Play scenarios, each step with ✔ or ✘; exits 1 when an expectation fails.
+
+    Without --url they play at once on a server of their own (virtual clock, a temporary store with the demo
+    company, its own CRM receiver), removed afterwards: a running server and its demo domain are untouched.
+    """
     from rich.markup import escape
 
     from vpbx import scenarios
@@ -730,7 +965,13 @@ def sim_run(
             console.print(f"       {escape(line)}")
 
     passed = failed = 0
-    with _client(url, key) as client:
+    with contextlib.ExitStack() as stack:
+        operator: str | None = None
+        if url is None:
+            url, key, operator = stack.enter_context(scenarios.scratch_server())
+            console.print(f"[dim]playing on a scratch server ({url}, virtual clock, temporary store with the demo "
+                          "company); give --url to play on a running one[/dim]")
+        client = stack.enter_context(_client(url, key, operator))
         player = scenarios.Player(client, report=show, keep_going=keep_going, timeout=timeout)
         for scenario in loaded:
             console.print(f"[bold]{escape(scenario.name)}[/bold]  ({escape(scenario.source)})")

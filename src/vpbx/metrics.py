@@ -22,7 +22,16 @@ NOTIFY_FINISHED = Counter("vpbx_crm_notifications_total", "Notifications that re
                           ["command", "state"], registry=REGISTRY)
 NOTIFY_SWITCHED_OFF = Counter("vpbx_crm_integrations_switched_off_total",
                               "Integrations switched off after failing for days", registry=REGISTRY)
+RATE_LIMITED = Counter("vpbx_http_rate_limited_total", "Requests refused with 429 (failed logins, key budgets)",
+                       registry=REGISTRY)
 CONTACT_LOOKUPS = Counter("vpbx_crm_contact_lookups_total", "contact lookups by outcome", ["outcome"],
                           registry=REGISTRY)
 CONTACT_LATENCY = Histogram("vpbx_crm_contact_seconds", "contact lookup latency", registry=REGISTRY,
                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
+
+# The call engine's write-behind (vpbx.engine.core) and crash recovery (vpbx.engine.recovery).
+ENGINE_WRITE_FAILURES = Counter("vpbx_engine_write_failures_total",
+                                "Engine write batches that failed and are tried again", registry=REGISTRY)
+ENGINE_CALLS_RECOVERED = Counter("vpbx_engine_calls_recovered_total",
+                                 "Calls a crash left live, ended by the recovery at start-up", ["status"],
+                                 registry=REGISTRY)

@@ -33,10 +33,12 @@ failure unless ``keep_going``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -47,7 +49,8 @@ from urllib.parse import parse_qsl, quote
 import httpx
 import yaml
 
-__all__ = ["ACTIONS", "Outcome", "PlayResult", "Player", "Scenario", "ScenarioError", "Step", "load", "parse"]
+__all__ = ["ACTIONS", "Outcome", "PlayResult", "Player", "Scenario", "ScenarioError", "Step", "load", "parse",
+           "scratch_server"]
 
 # Setup sections, applied in this order.
 SETUP_SECTIONS = ("users", "groups", "numbers", "rating", "requests", "devices", "externals")
@@ -716,3 +719,47 @@ def _parse_time(text: str) -> datetime:
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# --- a server of its own ------------------------------------------------------------------------------
+
+SCRATCH_CRM = "/_scenario-crm/"  # the scratch server's own CRM: a vpbx.crm receiver that acknowledges everything
+SCRATCH_CRM_TOKEN = "scenario-crm"
+
+
+@contextlib.contextmanager
+def scratch_server() -> Iterator[tuple[str, str, str]]:
+    """A vpbx of its own to play scenarios on, gone afterwards: a virtual clock (waits take no time), a
+    temporary SQLite store with the demo company (its numbers: the examples route them), whose CRM is a
+    receiver on the same server (so the delivery log holds what the PBX sent). Yields ``(url, api_key,
+    operator_key)`` (the operator's key moves the clock).
+
+    Nothing of the operator's store or of a running server is touched (``vpbx sim run`` without ``--url``).
+    """
+    from vpbx.bootstrap import read_credentials
+    from vpbx.crm.receiver import Receiver
+    from vpbx.services import tenancy
+    from vpbx.settings import Settings, sqlite_url
+    from vpbx.testing.server import ServerThread
+
+    with tempfile.TemporaryDirectory(prefix="vpbx-scenarios-") as tmp:
+        home = Path(tmp)
+        settings = Settings(home=home, db=sqlite_url(home / "vpbx.db"), clock="virtual", demo=True,
+                            demo_phones=False, port=0, allow_private_crm=True, notify_dispatcher=True)
+        server = ServerThread(settings)
+        server.app.mount(SCRATCH_CRM.rstrip("/"), Receiver(crm_token=SCRATCH_CRM_TOKEN))
+        server.start()
+        try:
+            creds = read_credentials(home) or {}
+
+            async def connect() -> None:
+                async with server.runtime.sessions() as session:
+                    domain = await tenancy.get_domain(session, str(creds["domain"]))
+                    await tenancy.set_integration(session, domain, crm_url=server.url + SCRATCH_CRM,
+                                                  crm_token=SCRATCH_CRM_TOKEN, enabled=True)
+                    await session.commit()
+
+            server.call(connect())
+            yield server.url, str(creds["api_key"]), server.operator_key
+        finally:
+            server.stop()

@@ -20,12 +20,15 @@ class Settings(BaseSettings):
     port: int = 8080
     clock: Literal["real", "virtual"] = "real"
     demo: bool = True
+    demo_phones: bool = True  # the demo domain's employees' phones registered, answering like people
     # Server secret: signs recording links and encrypts stored SIP passwords.
     secret: str = ""
     # Where clients reach this server (recording links); empty: http(s)://host:port.
     public_url: str = ""
     max_body_bytes: int = 1024 * 1024
-    allow_private_crm: bool | None = None  # None: allowed when listening on loopback only
+    # The SSRF guard: CRM and webhook requests never reach loopback, private, link-local, CGNAT or
+    # unique-local addresses unless this is set (development and tests: --allow-private-crm).
+    allow_private_crm: bool = False
     # The CRM notifier (vpbx.notify): per-request timeout, claim lease, batch and concurrency limits.
     notify_timeout: float = Field(default=10.0, gt=0)
     notify_lease: float = Field(default=30.0, gt=0)
@@ -34,6 +37,21 @@ class Settings(BaseSettings):
     notify_domain_concurrency: int = Field(default=32, ge=1)
     notify_poll: float = Field(default=1.0, gt=0)
     notify_dispatcher: bool = True  # off: enqueue only (another process delivers)
+    # The delivery policy (README "Delivery to the CRM"): how long an event may still be delivered,
+    # how long history/rating pushes are kept while the CRM fails (then it is switched off), how often
+    # a failing CRM is probed (a success ends its back-off).
+    notify_event_ttl: float = Field(default=300.0, gt=0)
+    notify_keep_days: float = Field(default=5.0, gt=0)
+    notify_probe_interval: float = Field(default=30.0, gt=0)
+    # Failed authentication per source address (REST keys, legacy tokens): this many within
+    # ``auth_fail_window`` seconds, then 429 with Retry-After until the window has room again.
+    auth_fail_limit: int = Field(default=20, ge=1)
+    auth_fail_window: float = Field(default=60.0, gt=0)
+    # Requests per API key per minute; 0: no budget (the default).
+    key_rate_limit: int = Field(default=0, ge=0)
+    # Operator key: moves the shared virtual clock (``X-OPERATOR-KEY``); empty: none configured
+    # (``vpbx key create --operator`` stores one hashed in the store instead).
+    operator_key: str = ""
     log_level: str = "info"
     log_json: bool = False
     tls_cert: Path | None = None

@@ -266,10 +266,13 @@ def test_create_malformed_json(tenant: Tenant) -> None:
     assert r.status_code == 400
 
 
-def test_create_login_taken_by_default_login(tenant: Tenant) -> None:
-    """A login given as 'u713' blocks the default login of the employee who gets extension 713."""
+def test_create_skips_an_extension_whose_default_login_is_taken(tenant: Tenant) -> None:
+    """Issue 13 rule 7: a login given as 'u713' makes the next employee created from a name alone skip 713 (its
+    default login is taken), not fail."""
     assert tenant.client.post(USERS, json={"name": "x", "login": "u713", "ext": "720"}).status_code == 200
-    assert_invalid(tenant.client.post(USERS, json={"name": "y"}), "login", "login 'u713' is taken")
+    r = tenant.client.post(USERS, json={"name": "y"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["ext"], r.json()["login"]) == ("714", "u714")
 
 
 def test_user_limit_enforced(server: ServerThread, tenant: Tenant) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import phonenumbers
+import phonenumbers.geocoder
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st

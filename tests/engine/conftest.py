@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from vpbx.settings import Settings
-from vpbx.testing.postgres import empty_database
-from vpbx.testing.server import ServerThread, Tenant, create_tenant
+from vpbx.testing.postgres import SKIP_REASON, empty_database
+from vpbx.testing.server import ServerThread, Tenant, create_tenant, retire_tenant
 
 PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
 
@@ -25,7 +25,7 @@ def vserver(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         db = f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}"
     else:
         if not PG_URL:
-            pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL (set by .ci/run)")
+            pytest.skip(SKIP_REASON)
         db = empty_database(PG_URL, "_engine")
     srv = ServerThread(Settings(db=db, home=tmp, demo=False, port=0, clock="virtual")).start()
     yield srv
@@ -36,4 +36,4 @@ def vserver(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def vtenant(vserver: ServerThread) -> Iterator[Tenant]:
     t = create_tenant(vserver)
     yield t
-    t.client.close()
+    retire_tenant(vserver, t)

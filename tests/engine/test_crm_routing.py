@@ -192,7 +192,7 @@ def test_forward_rings_only_the_mobile(env: tuple[Env, ScriptedCrm]) -> None:
     advance(e.t, 4 + 20)
     assert e.sent() == ["contact", "INCOMING:user1", "ACCEPTED:user1", "COMPLETED:user1", "history"]
     h = e.hist()
-    assert (h["status"], h["user"], h["ext"], h["duration"]) == ("Success", "user1", "702", "20")
+    assert (h["status"], h["user"], h["ext"], h["duration"]) == ("Success", "user1", "702", "24")  # 4 s ringing
 
 
 def test_devices_then_the_mobile_after_delay(env: tuple[Env, ScriptedCrm]) -> None:

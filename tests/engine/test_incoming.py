@@ -125,7 +125,7 @@ def test_byorder_answered_call(setup: tuple[Tenant, Crm]) -> None:
     hist = next(r for r in crm.got if r["cmd"] == "history")
     assert hist["link"].startswith(f"{t_server(t).url}/records/")  # recording is on by default (12.5)
     assert {k: v for k, v in hist.items() if k not in ("start", "link")} == {
-        "cmd": "history", "crm_token": "tok", "type": "in", "user": "manager", "phone": CLIENT, "duration": "60",
+        "cmd": "history", "crm_token": "tok", "type": "in", "user": "manager", "phone": CLIENT, "duration": "70",
         "callid": callid, "status": "Success", "diversion": NUMBER, "ext": "704", "groupRealName": "Отдел продаж",
         "telnum_name": "Основной", "wait": "10", "group": "sales"}
     row = history(t, callid)
@@ -149,7 +149,8 @@ def test_nobody_available_goes_to_voicemail_then_callback_settles(setup: tuple[T
     t.client.post(f"/sim/v1/calls/{call['callid']}/hangup", json={"by": "client"})
     crm.wait_for("history")
     hist = next(r for r in crm.got if r["cmd"] == "history")
-    assert (hist["status"], hist["user"], hist["missedStatus"], hist["duration"]) == ("Missed", "pbx", "3", "0")
+    # the push's duration: the whole call (120 s waiting)
+    assert (hist["status"], hist["user"], hist["missedStatus"], hist["duration"]) == ("Missed", "pbx", "3", "120")
     assert crm.events() == []
     row = history(t, call["callid"])
     assert (row["status"], row["destination"], row["user"], row["missedStatus"]) == ("missed", "vm", "", 3)
@@ -172,7 +173,7 @@ def test_client_hangs_up_while_ringing(setup: tuple[Tenant, Crm]) -> None:
     t.client.post(f"/sim/v1/calls/{call['callid']}/hangup", json={"by": "client"})
     crm.wait_for("history")
     hist = next(r for r in crm.got if r["cmd"] == "history")
-    assert (hist["status"], hist["user"], hist["wait"]) == ("Cancel", "admin", "3")
+    assert (hist["status"], hist["user"], hist["wait"]) == ("Missed", "admin", "3")  # issue 13: never Cancel
     assert crm.events() == [("INCOMING", "admin"), ("CANCELLED", "admin")]
     assert history(t, call["callid"])["status"] == "missed"
 

@@ -63,7 +63,7 @@ def test_answered_outgoing_call(setup: tuple[Tenant, Crm]) -> None:
     hist = crm_history(crm, callid)
     assert hist["link"]  # external calls are recorded by default (12.5)
     assert {k: v for k, v in hist.items() if k not in ("start", "link")} == {
-        "cmd": "history", "crm_token": "tok", "type": "out", "user": "admin", "phone": CLIENT, "duration": "40",
+        "cmd": "history", "crm_token": "tok", "type": "out", "user": "admin", "phone": CLIENT, "duration": "45",
         "callid": callid, "status": "Success", "diversion": NUMBER, "ext": "701", "wait": "5"}
     assert out_events(crm, callid) == [("OUTGOING", "admin", "out"), ("ACCEPTED", "admin", "out"),
                                        ("COMPLETED", "admin", "out")]
@@ -97,8 +97,8 @@ def test_client_refuses(setup: tuple[Tenant, Crm], action: str, status: str) -> 
     assert [(leg["party"], leg["state"]) for leg in view["legs"]] == [("manager", "ended")]
     hist = crm_history(crm, call["callid"])
     assert (hist["type"], hist["status"], hist["user"], hist["duration"], hist["wait"]) == (
-        "out", status, "manager", "0", "2")
-    assert "diversion" not in hist  # no caller ID configured at all
+        "out", status, "manager", "2", "2")  # the push's duration: the whole call (issue 13)
+    assert hist["diversion"] == NUMBER  # the demo company's main number (9.1 is_main_phone = 13.3 main)
     assert out_events(crm, call["callid"]) == [("OUTGOING", "manager", "out"), ("CANCELLED", "manager", "out")]
     row = history(t, call["callid"])
     assert (row["type"], row["status"], row["duration"]) == ("out", "cancel", 0)
@@ -114,7 +114,7 @@ def test_no_answer_is_missed_after_the_ring_timeout(setup: tuple[Tenant, Crm]) -
     advance(t, 1)
     assert t.client.get(f"/sim/v1/calls/{call['callid']}").json()["status"] == "Missed"
     hist = crm_history(crm, call["callid"])
-    assert (hist["status"], hist["wait"], hist["duration"]) == ("Missed", "60", "0")
+    assert (hist["status"], hist["wait"], hist["duration"]) == ("Missed", "60", "60")
     assert history(t, call["callid"])["status"] == "missed"
 
 
@@ -188,7 +188,9 @@ def test_caller_id_precedence(setup: tuple[Tenant, Crm]) -> None:
         assert history(t, call["callid"])["diversion"] == hist.get("diversion", "")
         return hist.get("diversion")
 
-    assert clid_of("admin") is None
+    assert clid_of("admin") == NUMBER  # the company's main number (is_main_phone) from the start
+    set_main(t, SPB)
+    assert clid_of("admin") == SPB
     set_main(t)
     assert clid_of("admin") == NUMBER
     assert t.client.post("/crmapi/v1/caller-ids/groups", json={"id": "sales", "telnum": SPB}).status_code == 204

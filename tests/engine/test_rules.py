@@ -76,9 +76,31 @@ class Env:
         return {k: v for k, v in rows[0].items() if k not in ("start", "link", "crm_token")}
 
     def sent(self) -> list[str]:
-        """Every request the CRM got, once the history came (a call's requests arrive in order)."""
+        """Every request the CRM got, once the history came (a call's requests arrive in order). For one call
+        only: requests of different calls may arrive interleaved in any order (see ``sent_by_call``)."""
         self.crm.wait_for("history")
-        return [r["cmd"] if r["cmd"] != "event" else f"{r['type']}:{r['user']}" for r in self.crm.got]
+        return [label(r) for r in self.crm.got]
+
+    def histories_of(self, *callids: str, timeout: float = 10) -> dict[str, dict[str, str]]:
+        """Each call's history request, once every one of them came (in whatever order across calls)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = {r["callid"]: r for r in list(self.crm.got) if r["cmd"] == "history" and r["callid"] in callids}
+            if len(got) == len(set(callids)):
+                return {c: got[c] for c in callids}  # in the order asked
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no history for {set(callids) - set(got)}; CRM got {self.crm.got}")
+            time.sleep(0.05)
+
+    def sent_by_call(self, *callids: str) -> dict[str, list[str]]:
+        """Each call's requests in the order the CRM got them, once each call's history came: only the order
+        within a call is promised, not across calls."""
+        self.histories_of(*callids)
+        return {c: [label(r) for r in self.crm.got if r.get("callid") == c] for c in callids}
+
+
+def label(r: dict[str, str]) -> str:
+    return r["cmd"] if r["cmd"] != "event" else f"{r['type']}:{r['user']}"
 
 
 @pytest.fixture
@@ -114,7 +136,7 @@ def test_client_hangs_up_on_the_greeting(env: Env) -> None:
     advance(env.t, 3)
     env.act(call["callid"], "hangup", by="client")
     assert env.hist() == {"cmd": "history", "type": "in", "user": "pbx", "phone": CLIENT, "diversion": ADMIN_NUMBER,
-                          "duration": "0", "callid": call["callid"], "status": "Missed", "telnum_name": "Администратор",
+                          "duration": "3", "callid": call["callid"], "status": "Missed", "telnum_name": "Администратор",
                           "wait": "3", "missedStatus": "3"}
     assert env.crm.got[0] == contact(call["callid"], ADMIN_NUMBER)
     assert env.sent() == ["contact", "history"]
@@ -146,7 +168,7 @@ def test_ivr_digit_picks_its_button(env: Env) -> None:
     env.act(callid, "hangup", by="admin")
     assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "COMPLETED:admin", "history"]
     assert env.hist() == {"cmd": "history", "type": "in", "user": "admin", "phone": CLIENT, "diversion": IVR_NUMBER,
-                          "duration": "20", "callid": callid, "status": "Success", "ext": "701",
+                          "duration": "25", "callid": callid, "status": "Success", "ext": "701",
                           "telnum_name": "Санкт-Петербург", "wait": "5"}
     assert history(env.t, callid)["destination"] == "user"
 
@@ -158,7 +180,7 @@ def test_ivr_no_digit_picks_timeout(env: Env) -> None:
     assert env.ringing(call["callid"]) == ["admin"]
     env.act(call["callid"], "hangup", by="client")
     assert env.sent() == ["contact", "INCOMING:admin", "CANCELLED:admin", "history"]
-    assert env.hist()["status"] == "Cancel"
+    assert env.hist()["status"] == "Missed"  # issue 13: an incoming call is never Cancel
 
 
 def test_ivr_without_timeout_button_ends_missed(env: Env) -> None:
@@ -192,7 +214,7 @@ def test_nested_menu_and_a_button_to_an_outside_number(env: Env) -> None:
     assert env.call(callid)["status"] == "Success"
     assert env.sent() == ["contact", "history"]  # no employee: no events
     assert env.hist() == {"cmd": "history", "type": "in", "user": "pbx", "phone": CLIENT, "diversion": NUMBER,
-                          "duration": "20", "callid": callid, "status": "Success", "telnum_name": "Основной",
+                          "duration": "22", "callid": callid, "status": "Success", "telnum_name": "Основной",
                           "wait": "2"}
     row = history(env.t, callid)
     assert (row["status"], row["destination"], row["user"], row["duration"]) == ("success", "telnum", "", 20)
@@ -211,7 +233,7 @@ def test_forward_to_an_outside_number_that_fails(env: Env, action: str) -> None:
     assert env.call(call["callid"])["status"] == "Missed"
     assert env.sent() == ["contact", "history"]
     h = env.hist()
-    assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Missed", "pbx", "4", "0")
+    assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Missed", "pbx", "4", "4")
     assert history(env.t, call["callid"])["destination"] == "telnum"
 
 
@@ -223,7 +245,7 @@ def test_forward_to_an_outside_number_that_answers_by_default(env: Env) -> None:
     assert env.call(call["callid"])["state"] == "talking"
     advance(env.t, 30)
     h = env.hist()
-    assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Success", "pbx", "3", "30")
+    assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Success", "pbx", "3", "33")
 
 
 # --- departments ---------------------------------------------------------------------------------
@@ -239,7 +261,7 @@ def test_msg_busy_when_no_member_is_free(env: Env) -> None:
     advance(env.t, 5)
     assert env.sent() == ["contact", "history"]
     assert env.hist() == {"cmd": "history", "type": "in", "user": "pbx", "phone": CLIENT, "diversion": NUMBER,
-                          "duration": "0", "callid": call["callid"], "status": "Missed",
+                          "duration": "5", "callid": call["callid"], "status": "Missed",
                           "groupRealName": "Отдел продаж", "telnum_name": "Основной", "wait": "5",
                           "missedStatus": "3", "group": "sales"}
     assert history(env.t, call["callid"])["destination"] == "group"
@@ -288,7 +310,7 @@ def test_department_timeout_targets(env: Env, target: str) -> None:
                               "COMPLETED:director", "history"]
         h = env.hist()
         assert (h["status"], h["user"], h["ext"], h["groupRealName"], h["duration"]) == (
-            "Success", "director", "703", "Отдел продаж", "15")
+            "Success", "director", "703", "Отдел продаж", "35")
     elif target == "group":
         assert sorted(env.ringing(callid)) == ["director", "elena"]  # hr rings ALL
         env.act(callid, "answer", user="elena")
@@ -304,7 +326,7 @@ def test_department_timeout_targets(env: Env, target: str) -> None:
         assert env.sent() == ["contact", *SALES_CYCLE, "history"]
         h = env.hist()
         # answered outside: not by the last employee rung
-        assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Success", "pbx", "25", "40")
+        assert (h["status"], h["user"], h["wait"], h["duration"]) == ("Success", "pbx", "25", "65")
         assert history(env.t, callid)["destination"] == "telnum"
     else:
         assert (view["state"], view["announcements"]) == ("message", ["msg_busy"])
@@ -354,7 +376,7 @@ def test_device_answers_automatically_then_hangs_up(env: Env) -> None:
     advance(env.t, 30)
     assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "COMPLETED:admin", "history"]
     assert env.hist() == {"cmd": "history", "type": "in", "user": "admin", "phone": CLIENT, "diversion": ADMIN_NUMBER,
-                          "duration": "30", "callid": call["callid"], "status": "Success", "ext": "701",
+                          "duration": "39", "callid": call["callid"], "status": "Success", "ext": "701",
                           "telnum_name": "Администратор", "wait": "9"}
 
 
@@ -384,17 +406,18 @@ def test_blind_transfer(env: Env) -> None:
     env.act(callid, "answer", user="manager")  # the first part's id still reaches the client's call
     advance(env.t, 20)
     env.act(second, "hangup", by="manager")
-    env.crm.wait_for("history", 2)
-    assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history",
-                          "INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]
+    assert env.sent_by_call(callid, second) == {
+        callid: ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history"],
+        second: ["INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]}
     transferred = next(r for r in env.crm.got if r.get("type") == "TRANSFERRED")
     assert transferred == {"cmd": "event", "crm_token": "tok", "type": "TRANSFERRED", "callid": callid,
                            "phone": CLIENT, "user": "admin", "direction": "in", "diversion": NUMBER,
                            "groupRealName": "Отдел продаж", "ext": "701", "telnum_name": "Основной",
                            "second_callid": second}
-    incoming = [r for r in env.crm.got if r.get("type") == "INCOMING"][1]
+    incoming = next(r for r in env.crm.got if r.get("type") == "INCOMING" and r["callid"] == second)
     assert (incoming["callid"], incoming["user"], incoming["ext"]) == (second, "manager", "704")
-    first, last = [r for r in env.crm.got if r["cmd"] == "history"]
+    hists = env.histories_of(callid, second)
+    first, last = hists[callid], hists[second]
     assert (first["callid"], first["status"], first["user"], first["duration"]) == (callid, "Success", "admin", "10")
     assert (last["callid"], last["status"], last["user"], last["ext"], last["duration"]) == \
         (second, "Success", "manager", "704", "20")
@@ -416,11 +439,10 @@ def test_blind_transfer_to_a_department_and_outside(env: Env) -> None:
     third = env.act(second, "transfer", user="elena", to=OUTSIDE)["callid"]
     assert env.ringing(third) == [f"ext:{OUTSIDE}"]
     advance(env.t, 3 + 30)  # the outside number's default
-    env.crm.wait_for("history", 3)
-    sent = env.sent()
-    assert sent[-3:] == ["TRANSFERRED:elena", "history", "history"]
-    hists = [r for r in env.crm.got if r["cmd"] == "history"]
-    assert [(h["callid"], h["status"], h["user"], h.get("groupRealName")) for h in hists] == [
+    sent = env.sent_by_call(callid, second, third)
+    assert sent[second][-2:] == ["TRANSFERRED:elena", "history"] and sent[third] == ["history"]
+    hists = env.histories_of(callid, second, third)
+    assert [(h["callid"], h["status"], h["user"], h.get("groupRealName")) for h in hists.values()] == [
         (callid, "Success", "admin", "Отдел продаж"), (second, "Success", "elena", "Отдел кадров"),
         (third, "Success", "pbx", None)]
     assert history(env.t, third)["destination"] == "telnum"
@@ -433,8 +455,7 @@ def test_blind_transfer_nobody_answers(env: Env) -> None:
     env.act(call["callid"], "answer", user="admin")
     second = env.act(call["callid"], "transfer", user="admin", to="manager")["callid"]
     advance(env.t, 60 + 60)
-    env.crm.wait_for("history", 2)
-    last = [r for r in env.crm.got if r["cmd"] == "history"][-1]
+    last = env.histories_of(call["callid"], second)[second]
     assert (last["callid"], last["status"], last["user"]) == (second, "Missed", "manager")
     assert "missedStatus" not in last
     assert history(env.t, second)["destination"] == "vm"

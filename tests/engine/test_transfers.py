@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from tests.engine.test_incoming import advance, dial, history
-from tests.engine.test_rules import OUTSIDE, Env, make_env
+from tests.engine.test_rules import OUTSIDE, Env, label, make_env
 
 from vpbx.testing.server import ServerThread, Tenant
 
@@ -17,11 +17,6 @@ from vpbx.testing.server import ServerThread, Tenant
 @pytest.fixture
 def env(vserver: ServerThread, vtenant: Tenant) -> Iterator[Env]:
     yield from make_env(vserver, vtenant)
-
-
-def histories(env: Env, count: int) -> list[dict[str, Any]]:
-    env.crm.wait_for("history", count)
-    return [r for r in env.crm.got if r["cmd"] == "history"]
 
 
 def inner(env: Env) -> list[dict[str, Any]]:
@@ -84,9 +79,9 @@ def test_semi_attended_transfer(env: Env) -> None:
     assert env.call(consult)["state"] == "ended"
     env.act(second, "answer", user="manager")
     env.act(second, "hangup", by="client")
-    env.crm.wait_for("history", 2)
-    assert env.sent() == ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history",
-                          "INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]
+    assert env.sent_by_call(callid, second) == {
+        callid: ["contact", "INCOMING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history"],
+        second: ["INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]}
     transferred = next(r for r in env.crm.got if r.get("type") == "TRANSFERRED")
     assert transferred["second_callid"] == second
     assert [c["status"] for c in inner(env) if c["uid"] == consult] == ["noanswer"]
@@ -103,9 +98,10 @@ def test_attended_transfer_declined_returns_to_the_client(env: Env) -> None:
     other = dial(env.t, frm="79101230000")
     assert "admin" not in env.ringing(other["callid"])
     env.act(callid, "hangup", by="client")
-    assert [s for s in env.sent() if not s.endswith(":manager") and "79101230000" not in s][:4] == [
-        "contact", "INCOMING:admin", "ACCEPTED:admin", "contact"]
-    h = next(r for r in env.crm.got if r["cmd"] == "history" and r["callid"] == callid)
+    assert [s for s in env.sent_by_call(callid)[callid] if not s.endswith(":manager")] == [
+        "contact", "INCOMING:admin", "ACCEPTED:admin", "COMPLETED:admin", "history"]
+    assert "contact" in [label(r) for r in env.crm.got if r.get("callid") == other["callid"]]
+    h = env.histories_of(callid)[callid]
     assert (h["status"], h["user"]) == ("Success", "admin")
 
 
@@ -135,9 +131,9 @@ def test_attended_transfer_to_an_outside_number(env: Env) -> None:
     assert talking(env, callid) == [f"ext:{OUTSIDE}"]
     advance(env.t, 40)
     assert env.call(callid)["state"] == "ended"
-    hists = histories(env, 2)
-    assert [(h["callid"], h["type"], h["status"]) for h in hists] == [(consult, "out", "Success"),
-                                                                       (callid, "in", "Success")]
+    hists = env.histories_of(consult, callid)  # two calls: their requests arrive in any order between them
+    assert [(h["callid"], h["type"], h["status"]) for h in hists.values()] == [(consult, "out", "Success"),
+                                                                                (callid, "in", "Success")]
     events = [(r["type"], r["callid"]) for r in env.crm.got if r["cmd"] == "event"]
     assert ("OUTGOING", consult) in events and ("TRANSFERRED", callid) in events
 
@@ -163,15 +159,16 @@ def test_blind_transfer_of_an_outgoing_call(env: Env) -> None:
     assert env.ringing(second) == ["manager"]
     env.act(second, "answer", user="manager")
     advance(env.t, 91)  # the outside party hangs up 100 s after it answered (at 1 s)
-    hists = histories(env, 2)
-    assert env.sent() == ["OUTGOING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history", "INCOMING:manager",
-                          "ACCEPTED:manager", "COMPLETED:manager", "history"]
+    assert env.sent_by_call(callid, second) == {
+        callid: ["OUTGOING:admin", "ACCEPTED:admin", "TRANSFERRED:admin", "history"],
+        second: ["INCOMING:manager", "ACCEPTED:manager", "COMPLETED:manager", "history"]}
+    hists = list(env.histories_of(callid, second).values())
     transferred = next(r for r in env.crm.got if r.get("type") == "TRANSFERRED")
     assert (transferred["direction"], transferred["phone"], transferred["second_callid"]) == ("out", OUTSIDE, second)
     incoming = next(r for r in env.crm.got if r.get("type") == "INCOMING")
     assert (incoming["direction"], incoming["phone"], incoming["callid"]) == ("out", OUTSIDE, second)
     assert [(h["callid"], h["type"], h["user"], h["status"], h["duration"]) for h in hists] == [
-        (callid, "out", "admin", "Success", "9"), (second, "out", "manager", "Success", "91")]
+        (callid, "out", "admin", "Success", "10"), (second, "out", "manager", "Success", "91")]
     assert hists[0].get("diversion") == hists[1].get("diversion")  # the caller ID the client sees stays the same
     row = history(env.t, second)
     assert (row["type"], row["client"], row["user"]) == ("out", OUTSIDE, "manager")
@@ -219,10 +216,11 @@ def test_outgoing_call_transferred_to_a_department_and_on_to_an_outside_number(e
     env.act(consult, "hangup", by="elena")  # the outside party joins the client
     assert talking(env, second) == [f"ext:{OUTSIDE}", "ext:79035550000"]  # the client, and now the outside party
     env.act(second, "hangup", by="ext:79035550000")
-    hists = histories(env, 3)
+    hists = list(env.histories_of(callid, consult, second).values())
     assert [(h["callid"], h["type"], h["user"]) for h in hists] == [
         (callid, "out", "admin"), (consult, "out", "elena"), (second, "out", "elena")]  # elena took this part
     assert hists[2].get("groupRealName") == "Отдел кадров"
-    transferred = [r for r in env.crm.got if r.get("type") == "TRANSFERRED"]
+    transferred = [r for c in (callid, second) for r in env.crm.got if r.get("type") == "TRANSFERRED"
+                   and r["callid"] == c]
     assert [(t["user"], t["direction"], "second_callid" in t) for t in transferred] == [
         ("admin", "out", True), ("elena", "out", False)]

@@ -38,7 +38,7 @@ NOTICES: list[Notice] = [
     HistoryNotice(type="in", user="ivanov", phone="79261904198", start=START, duration=124, callid="33274237",
                   status=CallStatus.SUCCESS, diversion="74952005060", ext="701", groupRealName="Отдел продаж",
                   telnum="79260000001", link="https://pbx/records/x.mp3?a=1&b=2", telnum_name="Основной",
-                  rating=5, wait=7, missedStatus="2", group="sales"),
+                  rating=5, wait=7, missedStatus=2, group="sales"),
     HistoryNotice(type="out", user="pbx", phone="anonymous", start=START, duration=0, callid="c2",
                   status=CallStatus.NOT_AVAILABLE),
     EventNotice(type=EventType.INCOMING, callid="c1", phone="79261904198", user="admin", direction="in",
@@ -170,11 +170,53 @@ def test_handlers_get_typed_notices_and_contact_answers() -> None:
 
 def test_contact_answer_may_be_a_dataclass_or_none() -> None:
     receiver = Receiver(TOKEN)
-    receiver.on_contact(lambda q: ContactAnswer(contact_name="Иван"))
+    named = receiver.on_contact(lambda q: ContactAnswer(contact_name="Иван"))
     assert handle(receiver, NOTICES[4]).body == {"contact_name": "Иван"}
+    receiver.remove(named)
     receiver.on_contact(lambda q: None)
     assert handle(receiver, NOTICES[4]).body == {}
     assert handle(Receiver(TOKEN), NOTICES[4]).body == {}  # no handler: route by the dial plan
+
+
+def test_every_on_registration_adds_and_the_first_contact_answer_wins() -> None:
+    """One rule for every ``on_*``: notifications run every handler in order; ``contact`` asks the handlers in
+    order and the first answer that is not None wins (later ones are not called)."""
+    receiver = Receiver(TOKEN)
+    asked: list[str] = []
+
+    @receiver.on_contact
+    def vip_only(q: ContactQuery) -> dict[str, str] | None:
+        asked.append("vip")
+        return {"contact_name": "VIP"} if q.phone == "79000000001" else None
+
+    @receiver.on_contact
+    async def everyone(q: ContactQuery) -> ContactAnswer:
+        asked.append("everyone")
+        return ContactAnswer(contact_name="Клиент", responsible="ivan")
+
+    @receiver.on_contact
+    def never(q: ContactQuery) -> dict[str, str]:
+        asked.append("never")
+        return {"contact_name": "never"}
+
+    assert handle(receiver, NOTICES[4]).body == {"contact_name": "Клиент", "responsible": "ivan"}
+    assert asked == ["vip", "everyone"]
+    asked.clear()
+    vip = dataclasses.replace(NOTICES[4], phone="79000000001")
+    assert handle(receiver, vip).body == {"contact_name": "VIP"} and asked == ["vip"]
+    receiver.remove(everyone)
+    receiver.remove(vip_only)
+    assert handle(receiver, NOTICES[4]).body == {"contact_name": "never"}
+    with pytest.raises(ValueError):
+        receiver.remove(everyone)
+
+    got: list[str] = []
+    for name in ("first", "second"):
+        receiver.on_event(lambda e, name=name: got.append(name))
+        receiver.on_history(lambda h, name=name: got.append(f"history {name}"))
+    handle(receiver, NOTICES[2], nid="e1")
+    handle(receiver, NOTICES[0], nid="h1")
+    assert got == ["first", "second", "history first", "history second"]
 
 
 def test_wrong_or_missing_token_is_401_and_bad_body_400() -> None:
@@ -200,7 +242,7 @@ def test_duplicates_are_acknowledged_once_handled_and_memory_is_bounded() -> Non
     assert len(seen) == 1
     for nid in "bcd":
         handle(receiver, NOTICES[0], nid=nid)
-    assert len(seen) == 4 and len(receiver._seen.done) == 3
+    assert len(seen) == 4 and len(receiver.dedupe.done) == 3
     handle(receiver, NOTICES[0], nid="a")  # forgotten: the oldest went first
     assert len(seen) == 5
     handle(receiver, NOTICES[0])  # no id: never deduplicated

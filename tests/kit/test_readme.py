@@ -30,8 +30,8 @@ def snippets() -> list[str]:
     return blocks
 
 
-def test_there_are_three_snippets() -> None:
-    assert len(snippets()) == 3
+def test_there_are_four_snippets() -> None:
+    assert len(snippets()) == 4
 
 
 def test_receiver_snippet_answers_the_pbx() -> None:
@@ -66,10 +66,12 @@ def test_client_snippet_runs_against_the_server(server: ServerThread, tenant: Te
     assert "ivan 707 Иван Петров" in out and "404 Not found" in out
 
 
-def test_plugin_snippet_passes_as_a_crm_project_would_run_it(tmp_path: Path) -> None:
-    (tmp_path / "test_my_crm.py").write_text(snippets()[2], encoding="utf-8")
+@pytest.mark.parametrize("index", [2, 3], ids=["test_my_crm", "test_my_receiver"])
+def test_plugin_snippets_pass_as_a_crm_project_would_run_them(tmp_path: Path, index: int) -> None:
+    """In a directory of their own, without this project's configuration (pytest-asyncio in strict mode)."""
+    (tmp_path / "test_snippet.py").write_text(snippets()[index], encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_crm.py"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout

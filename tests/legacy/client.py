@@ -68,7 +68,10 @@ class LegacyClient:
         params = {"user": user, "status": "on" if on else "off"}
         if group_id:
             params["group_id"] = group_id
-        self._json("subscribeoncalls", **params)
+        r = self.call("subscribeoncalls", **params)
+        if r.status_code != 200:
+            raise LegacyError(r.status_code, r.json())
+        assert r.text == "OK", r.text  # 000 §5.5 "200 OK"
 
     def subscription_status(self, user: str, group_id: str) -> bool:
         status = self._json("subscribtionstatus", user=user, group_id=group_id)["status"]
@@ -76,7 +79,10 @@ class LegacyClient:
         return bool(status == "on")
 
     def set_dnd(self, user: str, on: bool) -> None:
-        assert self._json("set_dnd", user=user, state="true" if on else "false") == {}
+        r = self.call("set_dnd", user=user, state="true" if on else "false")
+        if r.status_code != 200:
+            raise LegacyError(r.status_code, r.json())
+        assert r.text == "OK", r.text  # issue 13: the clients of both editions accept "OK"
 
     def get_dnd(self, user: str) -> bool:
         state = self._json("get_dnd", user=user)["state"]

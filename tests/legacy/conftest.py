@@ -15,8 +15,8 @@ from tests.legacy.client import LegacyClient
 from tests.notify.conftest import harness, receiver, store_url  # noqa: F401 - the notifier's harness, reused
 
 from vpbx.settings import Settings
-from vpbx.testing.postgres import empty_database
-from vpbx.testing.server import ServerThread, Tenant, create_tenant
+from vpbx.testing.postgres import SKIP_REASON, empty_database
+from vpbx.testing.server import ServerThread, Tenant, create_tenant, retire_tenant
 
 PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
 
@@ -28,7 +28,7 @@ def lserver(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         db = f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}"
     else:
         if not PG_URL:
-            pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL (set by .ci/run)")
+            pytest.skip(SKIP_REASON)
         db = empty_database(PG_URL, "_lg")
     srv = ServerThread(Settings(db=db, home=tmp, demo=False, port=0, clock="virtual")).start()
     yield srv
@@ -39,7 +39,7 @@ def lserver(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def ltenant(lserver: ServerThread) -> Iterator[Tenant]:
     t = create_tenant(lserver)
     yield t
-    t.client.close()
+    retire_tenant(lserver, t)
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def test_subscribe_on_calls_example_000(ivanov: Tenant) -> None:
         status=off
         token=5f317b9f-e86c-41f7-a6fc-c76eb0da0000
     """, token=ivanov.legacy_token)
-    assert r.status_code == 200 and r.json() == {}
+    assert (r.status_code, r.text) == (200, "OK")
     assert v1_state(ivanov, "/users/ivanov/subscription", group_id="sales") is False
     assert v1_state(ivanov, "/users/ivanov/subscription", group_id="support") is True
 
@@ -262,10 +262,10 @@ def test_set_dnd_example(ivanov: Tenant) -> None:
         state=true
         token=5f317b9f-e86c-41f7-a6fc-c76eb0da0000
     """, token=ivanov.legacy_token)
-    assert (r.status_code, r.json()) == (200, {})
+    assert (r.status_code, r.text) == (200, "OK")
     assert v1_state(ivanov, "/users/ivanov/dnd") is True
     r = form(ivanov, "cmd=set_dnd\nuser=ivanov\nstate=false", token=ivanov.legacy_token)
-    assert (r.status_code, r.json()) == (200, {})
+    assert (r.status_code, r.text) == (200, "OK")
     assert v1_state(ivanov, "/users/ivanov/dnd") is False
 
 

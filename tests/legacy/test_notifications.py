@@ -71,7 +71,7 @@ async def test_every_history_field_and_no_other(harness: Harness, receiver: Rece
                            start=datetime(2026, 1, 12, 9, 0, 5, tzinfo=UTC),
                            duration=42, callid="c-1", status=CallStatus.parse("missed"), diversion="74951234567",
                            ext="701", groupRealName="Отдел продаж", telnum="74950000001", link="https://pbx/r.mp3",
-                           telnum_name="Main", rating=5, wait=3, missedStatus="1", group="sales")
+                           telnum_name="Main", rating=5, wait=3, missedStatus=1, group="sales")
     await harness.enqueue(domain, notice, key="c-1")
     await harness.dispatcher.settle()
     got = body(receiver.hits[0].body)

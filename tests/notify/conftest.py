@@ -21,7 +21,7 @@ from vpbx.notify.dispatcher import Dispatcher
 from vpbx.runtime import Runtime
 from vpbx.settings import Settings
 from vpbx.store import db
-from vpbx.testing.postgres import empty_database
+from vpbx.testing.postgres import SKIP_REASON, empty_database
 
 PG_URL = os.environ.get("VPBX_TEST_PG_URL", "")
 
@@ -117,7 +117,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'vpbx.db'}"
     if not PG_URL:
-        pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL")
+        pytest.skip(SKIP_REASON)
     return empty_database(PG_URL, "_own")
 
 
@@ -177,7 +177,9 @@ class Harness:
 
 
 async def make_harness(url: str, tmp: Path, **settings: Any) -> Harness:
-    base: dict[str, Any] = {"db": url, "home": tmp, "demo": False, "clock": "virtual", "notify_poll": 0.05}
+    # The CRMs here are loopback receivers: the SSRF guard is opted out of, as in development.
+    base: dict[str, Any] = {"db": url, "home": tmp, "demo": False, "clock": "virtual", "notify_poll": 0.05,
+                            "allow_private_crm": True}
     base.update(settings)
     runtime = build_runtime(Settings(**base))
     await db.upgrade(runtime.engine)

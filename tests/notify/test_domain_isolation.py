@@ -39,18 +39,18 @@ def test_check_url_allows_public_and_private_when_allowed() -> None:
         check_url("ftp://127.0.0.1/", private_ok=True)
 
 
-def test_private_allowed_by_default_only_on_loopback() -> None:
-    assert allow_private(Settings(host="127.0.0.1"))
-    assert allow_private(Settings(host="::1"))
+def test_private_refused_by_default_whatever_the_listening_address() -> None:
+    assert not allow_private(Settings(host="127.0.0.1"))
+    assert not allow_private(Settings(host="::1"))
     assert not allow_private(Settings(host="0.0.0.0"))
     assert allow_private(Settings(host="0.0.0.0", allow_private_crm=True))
-    assert not allow_private(Settings(host="127.0.0.1", allow_private_crm=False))
+    assert allow_private(Settings(host="127.0.0.1", allow_private_crm=True))
 
 
 @pytest.mark.parametrize("allowed", [False, True])
 async def test_public_server_refuses_private_crm(store_url: str, tmp_path: Path, receiver: Receiver,
                                                  allowed: bool) -> None:
-    h = await make_harness(store_url, tmp_path, host="0.0.0.0", allow_private_crm=allowed or None)
+    h = await make_harness(store_url, tmp_path, host="0.0.0.0", allow_private_crm=allowed)
     try:
         literal = await h.domain(receiver.url)
         named = await h.domain(receiver.url.replace("127.0.0.1", "localhost"))
@@ -80,7 +80,7 @@ async def test_redirects_are_not_followed(harness: Harness, receiver: Receiver) 
     await harness.dispatcher.settle()
     assert [h.path for h in receiver.hits] == ["/crm"]
     (row,) = await harness.rows(domain)
-    assert (row.state, row.last_status) == ("failed", 302)
+    assert (row.state, row.last_status) == ("pending", 302)  # not followed; retried like any non-2xx
 
 
 async def test_a_hanging_crm_does_not_block_another_domain(store_url: str, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def full_history() -> HistoryNotice:
         telnum_name="Основной",
         rating=5,
         wait=12,
-        missedStatus="missed",
+        missedStatus=3,
         group="sales",
     )
 
@@ -83,7 +83,7 @@ HISTORY_STRINGS = {
     "telnum_name": "Основной",
     "rating": "5",
     "wait": "12",
-    "missedStatus": "missed",
+    "missedStatus": "3",
     "group": "sales",
 }
 
@@ -137,7 +137,7 @@ def test_history_json_every_field_with_numbers_as_numbers() -> None:
     body, ctype = build_body(full_history(), crm_token=TOKEN, dialect="json", notification_id=None)
     assert ctype == "application/json"
     expected: dict[str, Any] = {"cmd": "history", "crm_token": TOKEN, **HISTORY_STRINGS}
-    expected.update(duration=124, rating=5, wait=12)
+    expected.update(duration=124, rating=5, wait=12, missedStatus=3)
     assert json.loads(body) == expected
     # UTF-8 text, not \u escapes: CRMs that log the raw body stay readable.
     assert "Отдел продаж".encode() in body
@@ -245,14 +245,14 @@ def test_missed_call_tied_to_no_employee_goes_to_user_pbx() -> None:
         callid="c1",
         status=CallStatus.MISSED,
         wait=30,
-        missedStatus="noanswer",
+        missedStatus=3,
         group="sales",
     )
     body, _ = build_body(notice, crm_token="t", dialect="form")
     got = form(body)
     assert got["user"] == ["pbx"]
     assert got["status"] == ["Missed"]
-    assert (got["wait"], got["missedStatus"], got["group"]) == (["30"], ["noanswer"], ["sales"])
+    assert (got["wait"], got["missedStatus"], got["group"]) == (["30"], ["3"], ["sales"])
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ from vpbx.notify.retry import (
     JITTER,
     SWITCH_OFF_AFTER,
     Outcome,
+    Policy,
     classify_outcome,
+    gives_up,
     jittered,
     max_attempts,
     next_attempt_at,
@@ -29,6 +31,7 @@ T0 = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 M = timedelta(minutes=1)
 H = timedelta(hours=1)
+D = timedelta(days=1)
 
 
 class Fixed:
@@ -67,16 +70,17 @@ HIGH = Fixed(0.999999999)  # factor just under 1.1
         (503, None, Outcome.RETRY),
         (504, None, Outcome.RETRY),
         (599, None, Outcome.RETRY),
-        (400, None, Outcome.FINAL_FAILURE),
-        (401, None, Outcome.FINAL_FAILURE),
-        (403, None, Outcome.FINAL_FAILURE),
-        (404, None, Outcome.FINAL_FAILURE),
-        (405, None, Outcome.FINAL_FAILURE),
+        # Every non-2xx answer is retried (a CRM mid-deploy answers 404 or 401 for a while) except 410.
+        (400, None, Outcome.RETRY),
+        (401, None, Outcome.RETRY),
+        (403, None, Outcome.RETRY),
+        (404, None, Outcome.RETRY),
+        (405, None, Outcome.RETRY),
         (410, None, Outcome.FINAL_FAILURE),
-        (413, None, Outcome.FINAL_FAILURE),
-        (422, None, Outcome.FINAL_FAILURE),
-        (301, None, Outcome.FINAL_FAILURE),
-        (302, None, Outcome.FINAL_FAILURE),
+        (413, None, Outcome.RETRY),
+        (422, None, Outcome.RETRY),
+        (301, None, Outcome.RETRY),
+        (302, None, Outcome.RETRY),
         (100, None, Outcome.RETRY),
         (999, None, Outcome.RETRY),
     ],
@@ -87,7 +91,7 @@ def test_classify_outcome(status: int | None, error: str | None, expected: Outco
 
 # --- schedules ---------------------------------------------------------------------------------
 
-DAY_DELAYS = [5 * S, 5 * M, 30 * M, 2 * H, 5 * H, 10 * H, 10 * H]
+DAY_DELAYS = [5 * S, 30 * S, 2 * M, 5 * M, 15 * M, 30 * M, H, H, H]
 
 
 @pytest.mark.parametrize("command", ["history", "rating", "webhook"])
@@ -97,25 +101,43 @@ def test_day_schedule(command: Command, attempt_no: int, delay: timedelta) -> No
     assert next_attempt_at(command, attempt_no, T0, now, None, MID) == now + delay
 
 
-@pytest.mark.parametrize("command", ["history", "rating", "webhook"])
-def test_day_schedule_gives_up_after_the_eighth_attempt(command: Command) -> None:
-    assert max_attempts(command) == 8
-    assert next_attempt_at(command, 8, T0, T0 + 28 * H, None, MID) is None
-    assert next_attempt_at(command, 9, T0, T0 + 28 * H, None, MID) is None
+@pytest.mark.parametrize("command", ["history", "rating"])
+def test_kept_pushes_never_give_up_by_count_or_age(command: Command) -> None:
+    assert max_attempts(command) is None
+    assert schedule_end(command, T0) is None
+    assert next_attempt_at(command, 500, T0, T0 + 30 * D, None, MID) == T0 + 30 * D + H
 
 
-def test_day_schedule_lasts_about_a_day() -> None:
-    at, now = T0, T0
-    attempts = [at]
-    for attempt_no in range(1, 20):
+def test_webhook_gives_up_once_kept_five_days() -> None:
+    assert schedule_end("webhook", T0) == T0 + 5 * D
+    assert next_attempt_at("webhook", 50, T0, T0 + 5 * D - 2 * H, None, MID) == T0 + 5 * D - H
+    assert next_attempt_at("webhook", 51, T0, T0 + 5 * D - 30 * M, None, MID) is None
+    assert next_attempt_at("webhook", 51, T0, T0 + 2 * D, None, MID, Policy(keep=D)) is None
+
+
+def test_day_schedule_backs_off_to_hourly() -> None:
+    now = T0
+    for attempt_no in range(1, 40):
         nxt = next_attempt_at("history", attempt_no, T0, now, None, MID)
-        if nxt is None:
-            break
-        attempts.append(nxt)
+        assert nxt is not None
+        assert nxt - now <= H
         now = nxt
-    assert len(attempts) == 8
-    assert attempts[-1] - T0 == 27 * H + 35 * M + 5 * S
-    assert schedule_end("history", T0) == attempts[-1]
+    assert now - T0 == 5 * S + 30 * S + 2 * M + 5 * M + 15 * M + 30 * M + 33 * H
+
+
+@pytest.mark.parametrize(
+    ("created", "now", "last_success", "expected"),
+    [
+        (T0, T0 + 5 * D, T0 + D, True),  # the CRM accepted others since: this push is refused, it gives up
+        (T0, T0 + 5 * D - S, T0 + D, False),  # younger than the window
+        (T0, T0 + 9 * D, None, False),  # the CRM never answered: kept (the switch-off handles it)
+        (T0, T0 + 9 * D, T0 - S, False),  # no success since it was made: the CRM is down, not refusing it
+    ],
+)
+def test_a_kept_push_gives_up_only_when_the_crm_accepts_others(created: datetime, now: datetime,
+                                                                 last_success: datetime | None, expected: bool) -> None:
+    assert gives_up("history", created, now, last_success) is expected
+    assert not gives_up("event", created, now, last_success)
 
 
 @pytest.mark.parametrize("attempt_no", [1, 2, 5])
@@ -174,8 +196,8 @@ def http_date(moment: datetime) -> str:
         ("history", 1, T0, "120", T0 + 120 * S),
         ("history", 1, T0, http_date(T0 + 120 * S), T0 + 120 * S),
         # Smaller than the schedule: the schedule wins.
-        ("history", 3, T0, "60", T0 + 30 * M),
-        ("history", 3, T0, http_date(T0 + 60 * S), T0 + 30 * M),
+        ("history", 4, T0, "60", T0 + 5 * M),
+        ("history", 4, T0, http_date(T0 + 60 * S), T0 + 5 * M),
         ("history", 1, T0, "0", T0 + 5 * S),
         # A date already past asks for nothing.
         ("history", 1, T0, http_date(T0 - H), T0 + 5 * S),
@@ -185,11 +207,11 @@ def http_date(moment: datetime) -> str:
         ("history", 1, T0, "1.5", T0 + 5 * S),
         ("history", 1, T0, "", T0 + 5 * S),
         ("history", 1, T0, " 120 ", T0 + 120 * S),
-        # Capped at the schedule's end (created + 27 h 35 min 5 s).
-        ("history", 1, T0, str(7 * 24 * 3600), T0 + 27 * H + 35 * M + 5 * S),
-        ("rating", 2, T0 + H, http_date(T0 + 30 * 24 * H), T0 + 27 * H + 35 * M + 5 * S),
-        # Past the end already (deliveries ran late): the plain schedule stands.
-        ("history", 7, T0 + 28 * H, "999999", T0 + 38 * H),
+        # Kept pushes have no end: a Retry-After is honoured up to a day.
+        ("history", 1, T0, str(7 * 24 * 3600), T0 + 24 * H),
+        ("rating", 2, T0 + H, http_date(T0 + 30 * 24 * H), T0 + 25 * H),
+        # A webhook's is capped at its end (created + 5 days).
+        ("webhook", 7, T0 + 4 * D + 12 * H, "999999", T0 + 5 * D),
         # Events: capped at the five-minute window, and never beyond.
         ("event", 1, T0 + 10 * S, "30", T0 + 40 * S),
         ("event", 1, T0 + 10 * S, "3600", T0 + 5 * M),
@@ -248,7 +270,7 @@ def test_jitter_stays_within_ten_percent(attempt_no: int, draw: float, offset: i
     now = T0 + offset * S
     due = next_attempt_at("history", attempt_no, T0, now, None, Fixed(draw))
     assert due is not None
-    base = DAY_DELAYS[attempt_no - 1]
+    base = DAY_DELAYS[min(attempt_no, len(DAY_DELAYS)) - 1]
     assert base * (1 - JITTER) <= due - now <= base * (1 + JITTER)
 
 
@@ -267,7 +289,7 @@ def test_jitter_spreads_a_burst() -> None:
 
 
 def test_default_rng_is_used_when_none_given() -> None:
-    due = next_attempt_at("history", 2, T0, T0)
+    due = next_attempt_at("history", 4, T0, T0)
     assert due is not None
     assert 4.5 * M <= due - T0 <= 5.5 * M
 
@@ -294,8 +316,6 @@ def test_other_timezones_compare_as_instants() -> None:
 
 
 # --- switch-off --------------------------------------------------------------------------------
-
-D = timedelta(days=1)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qsl
 
-from tests.notify.conftest import Harness, Receiver, Reply
+from tests.notify.conftest import Harness, Receiver, Reply, make_harness
 
 from vpbx.api.errors import ApiError
 from vpbx.notify.payloads import CallStatus, EventNotice, EventType, HistoryNotice
@@ -36,34 +37,42 @@ async def attempt_times(h: Harness, domain: int) -> list[float]:
     return [(datetime.fromisoformat(a["at"]) - t0).total_seconds() for a in item["log"]]
 
 
-async def test_history_retry_schedule(harness: Harness, receiver: Receiver) -> None:
-    failures = 4
-    receiver.reply = lambda hit: Reply(500) if len(receiver.hits) <= failures else Reply(200)
-    domain = await harness.domain(receiver.url)
-    await harness.enqueue(domain, hist("r-1"))
-    await harness.dispatcher.settle()
-    assert len(receiver.hits) == 1
-    await harness.advance(4)
-    assert len(receiver.hits) == 1  # not before 5 s
-    await harness.advance(1)
-    assert len(receiver.hits) == 2
-    await harness.advance(3 * 3600, step=60)
-    assert len(receiver.hits) == 5
-    (row,) = await harness.rows(domain)
-    assert row.state == "delivered"
-    # 0, +5 s, +5 min, +30 min, +2 h (no jitter in this harness)
-    assert await attempt_times(harness, domain) == [0, 5, 305, 2105, 9305]
+async def test_history_retry_schedule(store_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    # Probes off (a day apart) so that the row's own schedule shows.
+    harness = await make_harness(store_url, tmp_path, notify_probe_interval=86400)
+    try:
+        failures = 6
+        receiver.reply = lambda hit: Reply(500) if len(receiver.hits) <= failures else Reply(200)
+        domain = await harness.domain(receiver.url)
+        await harness.enqueue(domain, hist("r-1"))
+        await harness.dispatcher.settle()
+        assert len(receiver.hits) == 1
+        await harness.advance(4)
+        assert len(receiver.hits) == 1  # not before 5 s
+        await harness.advance(1)
+        assert len(receiver.hits) == 2
+        await harness.advance(3 * 3600, step=60)
+        assert len(receiver.hits) == 7
+        (row,) = await harness.rows(domain)
+        assert row.state == "delivered"
+        # 0, +5 s, +30 s, +2 min, +5 min, +15 min, +30 min (no jitter in this harness)
+        assert await attempt_times(harness, domain) == [0, 5, 35, 155, 455, 1355, 3155]
+    finally:
+        await harness.dispatcher.stop()
+        harness.runtime.reader.dispose()
+        await harness.runtime.engine.dispose()
 
 
-async def test_4xx_is_final_but_408_and_429_retry(harness: Harness, receiver: Receiver) -> None:
-    receiver.reply = lambda hit: Reply(404)
+async def test_every_non_2xx_is_retried_but_410_stops(harness: Harness, receiver: Receiver) -> None:
+    receiver.reply = lambda hit: Reply(410) if b"gone" in hit.body else Reply(404)
     domain = await harness.domain(receiver.url)
-    await harness.enqueue(domain, hist("f-1"))
+    await harness.enqueue(domain, hist("gone-1"), hist("f-1"))
     await harness.dispatcher.settle()
     await harness.advance(3600, step=60)
-    assert len(receiver.hits) == 1
-    (row,) = await harness.rows(domain)
-    assert (row.state, row.last_status) == ("failed", 404)
+    gone, missing = await harness.rows(domain)
+    assert (gone.state, gone.last_status, gone.attempts) == ("failed", 410, 1)
+    assert (missing.state, missing.last_status) == ("pending", 404)
+    assert missing.attempts > 3
 
 
 async def test_retry_after_is_honoured(harness: Harness, receiver: Receiver) -> None:
@@ -146,7 +155,19 @@ async def test_a_crm_down_for_30_minutes_gets_everything_after(harness: Harness,
     assert got == {f"down-{m}" for m in range(30)}
 
 
-async def test_five_days_of_failures_switch_the_integration_off(harness: Harness, receiver: Receiver) -> None:
+async def test_five_days_of_failures_switch_the_integration_off(store_url: str, tmp_path: Path,
+                                                                 receiver: Receiver) -> None:
+    # Probes hourly: six virtual days of the default 30 s probes are 17,000 attempts for nothing more.
+    harness = await make_harness(store_url, tmp_path, notify_probe_interval=3600)
+    try:
+        await _five_days(harness, receiver)
+    finally:
+        await harness.dispatcher.stop()
+        harness.runtime.reader.dispose()
+        await harness.runtime.engine.dispose()
+
+
+async def _five_days(harness: Harness, receiver: Receiver) -> None:
     from vpbx.services import tenancy
 
     receiver.reply = lambda hit: Reply(500)

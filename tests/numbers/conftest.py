@@ -42,6 +42,10 @@ class Operator:
         return in_domain(self.server, tenant.name, work)
 
     def number(self, tenant: Tenant, number: str, **kw: Any) -> None:
+        # Every test's tenant shares one server and the documents' example numbers: examples stay outside the
+        # one-domain-per-number key (store.tables.numbers), as the demo company's do.
+        kw.setdefault("example", True)
+
         async def work(session: AsyncSession, domain: Domain) -> None:
             await numbers.provision(session, domain, number, self.server.runtime.clock.now(), **kw)
 
@@ -49,7 +53,7 @@ class Operator:
 
     def sim(self, tenant: Tenant, number: str, sms: bool = False) -> None:
         async def work(session: AsyncSession, domain: Domain) -> None:
-            await sims.provision(session, domain, number, sms_confirmation=sms)
+            await sims.provision(session, domain, number, sms_confirmation=sms, example=True)
 
         self.run(tenant, work)
 

@@ -102,7 +102,8 @@ def test_demo_numbers(tenant: Tenant) -> None:
            items["74957654321"])
     ivr = items["78121234567"]["ivr"]
     assert ivr["name"] == "Главное меню"
-    assert {b["button"]: b for b in ivr["items"]}["1"] == {"button": "1", "type": "group", "group": "sales"}
+    assert {b["button"]: b for b in ivr["items"]}["1"] == {"button": "1", "type": "group", "group": "sales",
+                                                           "group_name": "Отдел продаж"}  # issue 13: named
 
 
 def test_list_paging_and_search(tenant: Tenant) -> None:
@@ -170,7 +171,9 @@ def test_route_ivr_menu_with_every_button(tenant: Tenant) -> None:
     menu = {"name": "Главное меню", "greeting": True, "greeting_custom": False, "items": items}
     r = c.post(f"{V1}/telnums/78121234567", json={"type": "ivr", "greeting": True, "ivr": menu})
     assert r.status_code == 200, r.text
-    assert r.json()["ivr"] == menu
+    names = {"user": ("user_name", "Иван Петров"), "group": ("group_name", "Техподдержка")}
+    assert r.json()["ivr"] == menu | {"items": [i | dict([names[i["type"]]]) if i["type"] in names else i
+                                                for i in items]}
     got = c.get(f"{V1}/telnums/74957654321").json()["ivr"]
     assert got["items"][0] == {"button": "1", "type": "telnum", "telnum": "79161234567"}
     # the same menu on another number: one menu, saved by name
@@ -378,10 +381,14 @@ def test_extra_interval_validation(tenant: Tenant, body: dict[str, Any], field: 
     assert tenant.client.get(f"{V1}/telnums/74951234567").json()["custom_routes"] == []
 
 
-def test_time_rules_need_a_scheduler_route(tenant: Tenant) -> None:
+def test_time_rules_on_any_route_type(tenant: Tenant) -> None:
+    """Issue 13 rule 9: 9.7/9.8 state no precondition (calls following them: tests/compat/test_numbers_rules.py)."""
     for path, body in (("interval-schedule", THIRD_SHIFT), ("calendar-schedule", NEW_YEAR)):
         r = tenant.client.post(f"{V1}/telnums/74951234567/{path}", json=body)
-        assert r.status_code == 400 and r.json()["errors"][0]["field"] == "type"
+        assert r.status_code == 200, r.text
+    number = tenant.client.get(f"{V1}/telnums/74951234567").json()
+    assert number["type"] == "group"
+    assert [r["name"] for r in number["custom_routes"]] == [THIRD_SHIFT["route_name"], NEW_YEAR["route_name"]]
 
 
 # --- 9.8 special days ----------------------------------------------------------------------
@@ -467,7 +474,7 @@ def test_tenant_isolation(tenant: Tenant, other_tenant: Tenant, operator: Any) -
     assert o.post(f"{V1}/telnums/79001112233/enabled").status_code == 404
     # the same demo number exists in both: the other domain's copy has none of this one's rules
     assert o.get(f"{V1}/telnums/74951234567").json()["type"] == "group"
-    assert o.put(f"{V1}/telnums/74951234567/interval-schedule/{rule['id']}", json=THIRD_SHIFT).status_code == 400
+    assert o.put(f"{V1}/telnums/74951234567/interval-schedule/{rule['id']}", json=THIRD_SHIFT).status_code == 404
     scheduler(o)
     assert o.put(f"{V1}/telnums/74951234567/interval-schedule/{rule['id']}", json=THIRD_SHIFT).status_code == 404
     assert o.delete(f"{V1}/telnums/74951234567/interval-schedule/{rule['id']}").status_code == 404
@@ -503,8 +510,8 @@ def test_deleting_an_employee_redirects_routes_to_the_first_employee(tenant: Ten
     assert sched["custom_routes"][0]["user"] == "admin" and sched["custom_routes"][0]["name"] == "Ночь"
     assert c.get(f"{V1}/telnums/74957654321").json()["user"] == "admin"
     items = c.get(f"{V1}/telnums/78121234567").json()["ivr"]["items"]
-    assert items[0] == {"button": "1", "type": "user", "user": "admin"}
-    assert items[1] == {"button": "2", "type": "group", "group": "sales"}
+    assert items[0] == {"button": "1", "type": "user", "user": "admin", "user_name": "Администратор"}
+    assert items[1] == {"button": "2", "type": "group", "group": "sales", "group_name": "Отдел продаж"}
     # the first employee themself goes: the next one takes over
     assert c.delete(f"{V1}/users/admin").status_code == 204
     assert c.get(f"{V1}/telnums/74957654321").json()["user"] == "user1"
@@ -516,8 +523,8 @@ def test_deleting_a_department_redirects_routes_to_the_first_employee(tenant: Te
     assert c.delete(f"{V1}/groups/sales").status_code == 204
     assert c.get(f"{V1}/telnums/74951234567").json()["work"]["user"] == "admin"
     items = {i["button"]: i for i in c.get(f"{V1}/telnums/78121234567").json()["ivr"]["items"]}
-    assert items["1"] == {"button": "1", "type": "user", "user": "admin"}
-    assert items["2"] == {"button": "2", "type": "group", "group": "support"}
+    assert items["1"] == {"button": "1", "type": "user", "user": "admin", "user_name": "Администратор"}
+    assert items["2"] == {"button": "2", "type": "group", "group": "support", "group_name": "Техподдержка"}
     assert c.delete(f"{V1}/groups/support").status_code == 204
     c2 = c.get(f"{V1}/telnums").json()["items"]
     assert all("group" not in i for i in c2)

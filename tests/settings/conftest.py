@@ -40,7 +40,8 @@ def add_numbers(server: ServerThread, run: Callable[..., Any]) -> Callable[..., 
     def add(*numbers: str, tenant_name: str | None = None) -> None:
         async def work(session: AsyncSession, domain_id: int) -> None:
             for n in numbers:
-                session.add(Telnum(domain_id=domain_id, telnum=n, created_at=server.runtime.clock.now()))
+                session.add(Telnum(domain_id=domain_id, telnum=n, created_at=server.runtime.clock.now(),
+                                   example=True))  # the test tenants share these numbers
 
         run(work, tenant_name)
 

@@ -15,6 +15,8 @@ from vpbx.services.errors import Invalid
 from vpbx.testing.server import Tenant
 
 MAIN, SALES, ALTAI = "79262005060", "79264010121", "79267616794"
+# The demo company's first number: its main number (9.1 is_main_phone), which is 13.3's main too (issue 13).
+DEMO_MAIN = "74951234567"
 
 
 def errors(r: httpx.Response) -> list[str]:
@@ -45,7 +47,7 @@ def set_outgoing(run: Callable[..., Any], telnum: str, enabled: bool) -> None:
 def test_empty(tenant: Tenant) -> None:
     r = tenant.client.get("/crmapi/v1/caller-ids")
     assert r.status_code == 200
-    assert r.json() == {"main": "", "users": [], "groups": [], "regions": []}
+    assert r.json() == {"main": DEMO_MAIN, "users": [], "groups": [], "regions": []}
 
 
 def test_telnums_seed_example(tenant: Tenant, add_numbers: Callable[..., None], run: Callable[..., Any]) -> None:
@@ -136,13 +138,13 @@ def test_validation(tenant: Tenant, add_numbers: Callable[..., None], run: Calla
     assert errors(c.post("/crmapi/v1/caller-ids/regions", json={"telnum": MAIN, "id": "Алтай"})) == ["id"]
     assert errors(c.post("/crmapi/v1/caller-ids/regions",
                          json={"telnum": MAIN, "id": "2", "mode": "landline"})) == ["mode"]
-    assert c.get("/crmapi/v1/caller-ids").json() == {"main": "", "users": [], "groups": [], "regions": []}
+    assert c.get("/crmapi/v1/caller-ids").json() == {"main": DEMO_MAIN, "users": [], "groups": [], "regions": []}
     # Their numbers and settings are theirs.
     assert ours(other_tenant.client.get("/crmapi/v1/caller-ids/telnums").json(), MAIN, SALES, ALTAI) == [
         {"telnum": ALTAI, "enabled": True}]
     assert c.post("/crmapi/v1/caller-ids/main", json={"telnum": "8 926 200-50-60"}).status_code == 204
     assert c.get("/crmapi/v1/caller-ids").json()["main"] == MAIN
-    assert other_tenant.client.get("/crmapi/v1/caller-ids").json()["main"] == ""
+    assert other_tenant.client.get("/crmapi/v1/caller-ids").json()["main"] == DEMO_MAIN
 
 
 def test_disabled_number_leaves_config(tenant: Tenant, add_numbers: Callable[..., None],

@@ -1,43 +1,152 @@
-"""The hottest read, ``GET /crmapi/v1/users``, answered without FastAPI's per-request machinery.
+"""The configuration reads answered without FastAPI's per-request machinery.
 
-FastAPI's routing and dependency solving alone cost half of a bare Starlette route's throughput
-(measured here: 0.51× for an endpoint doing nothing), so this pure-ASGI layer serves the plain
-forms of the request itself, through the same auth, rights and body builder as the FastAPI
-endpoint in ``api/v1/users.py`` (which stays the documented operation). Anything unusual — other
-query parameters, values that need validation errors — falls through to FastAPI unchanged.
+FastAPI's routing and dependency solving alone cost half of a bare Starlette route's throughput (measured: 0.51×
+for an endpoint doing nothing), so this pure-ASGI layer answers the plain forms of the cacheable GETs itself: a
+table maps each path to the right it needs and the builder in ``api.reads`` — the very function its FastAPI
+endpoint calls, so both serve the same bytes from the same cache. Auth runs for every request (``AuthCache``,
+emptied by any configuration change). Anything else — another method or path, a query parameter the table does
+not name or a value that needs FastAPI's validation, an error the builder raises — goes to FastAPI unchanged,
+which then answers (or refuses) it exactly as it always does. The FastAPI endpoints stay the documented operations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vpbx.api.auth import check_host, principal_for
+from vpbx.api import reads
+from vpbx.api.auth import Principal, check_host, principal_for
 from vpbx.api.errors import FORBIDDEN, ApiError
-from vpbx.api.v1 import users
+from vpbx.api.legacy import INVALID_TOKEN as LEGACY_INVALID_TOKEN
+from vpbx.api.legacy import PATH as LEGACY_PATH
 from vpbx.runtime import Runtime
-from vpbx.store.paging import Page
+from vpbx.store.paging import MAX_INT, Page
 
-PATH = "/crmapi/v1/users"
-_JSON = [(b"content-type", b"application/json")]
+V1 = "/crmapi/v1"
+MAX_LIMIT = 100_000  # api.pagination.page_params: limit <= 100000
 
 
-def _page(query: bytes) -> Page | None:
-    """The page asked for, or None when FastAPI should validate the query itself."""
-    search, start, limit = "", 0, None
-    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name == "search":
-            search = value
-        elif name in ("start", "limit") and value.isdigit() and len(value) <= 6:
-            if name == "start":
-                start = int(value)
-            else:
-                limit = int(value)
-        else:
-            return None
-    return Page(search=search, start=start, limit=limit)
+class _Fallthrough(Exception):
+    """FastAPI answers this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request asks of a read: the path's last segment (for ``/things/{id}``) and its query."""
+
+    segment: str
+    query: dict[str, str]
+
+    def page(self) -> Page:
+        """``search``, ``start``, ``limit`` as ``page_params`` reads them; other forms go to FastAPI."""
+        start, limit = self.query.get("start"), self.query.get("limit")
+        return Page(search=self.query.get("search", ""), start=_integer(start, MAX_INT) if start is not None else 0,
+                    limit=_integer(limit, MAX_LIMIT) if limit is not None else None)
+
+    def without(self, name: str) -> None:
+        if name in self.query:
+            raise _Fallthrough
+
+
+def _integer(value: str, most: int) -> int:
+    if not value.isdigit() or len(value) > 19 or int(value) > most:
+        raise _Fallthrough  # FastAPI gives the documented 400 naming the field
+    return int(value)
+
+
+Build = Callable[[Runtime, Principal, Ask], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    right: str
+    build: Build
+    query: frozenset[str] = frozenset()  # the query parameters this form takes; any other goes to FastAPI
+
+
+PAGE = frozenset({"search", "start", "limit"})
+
+
+async def _users(rt: Runtime, p: Principal, a: Ask) -> bytes:
+    a.without("with")  # with=status: live state, FastAPI's endpoint (which builds it each time)
+    return await reads.users_list(rt, p.domain_id, a.page(), None)
+
+
+async def _user(rt: Runtime, p: Principal, a: Ask) -> bytes:
+    a.without("with")
+    return await reads.user_one(rt, p.domain_id, a.segment, None)
+
+
+async def _blacklist(rt: Runtime, p: Principal, a: Ask) -> bytes:
+    a.without("with")
+    return await reads.blacklist_list(rt, p.domain_id, False)
+
+
+async def _sipreg(rt: Runtime, p: Principal, a: Ask) -> bytes:
+    from vpbx.api.v1.sipregs import path_telnum
+
+    return await reads.sipreg_one(rt, p.domain_id, path_telnum(a.segment))
+
+
+# Paths answered here, exactly; ``ONE`` holds ``/things/`` prefixes whose next (last) segment names one thing.
+EXACT: dict[str, Read] = {
+    f"{V1}/users": Read("users.get", _users, PAGE | {"with"}),
+    f"{V1}/groups": Read("groups.get", lambda rt, p, a: reads.groups_list(rt, p.domain_id, a.page()), PAGE),
+    f"{V1}/telnums": Read("telnums.get", lambda rt, p, a: reads.telnums_list(rt, p.domain_id, a.page()), PAGE),
+    f"{V1}/caller-ids": Read("callerids.get", lambda rt, p, a: reads.callerids_overview(rt, p.domain_id)),
+    f"{V1}/caller-ids/telnums": Read("callerids.get", lambda rt, p, a: reads.callerids_telnums(rt, p.domain_id)),
+    f"{V1}/caller-ids/regions": Read("callerids.get", lambda rt, p, a: reads.callerids_regions(rt)),
+    f"{V1}/blacklist/telnums": Read("blacklist.get", _blacklist, frozenset({"with"})),
+    f"{V1}/blacklist/block-anonymous": Read("blacklist.get", lambda rt, p, a: reads.block_anonymous(rt, p.domain_id)),
+    f"{V1}/sip-registrations": Read("local_gw.get",
+                                    lambda rt, p, a: reads.sipregs_list(rt, p.domain_id, a.page()), PAGE),
+}
+ONE: dict[str, Read] = {
+    f"{V1}/users/": Read("users.get", _user, frozenset({"with"})),
+    f"{V1}/groups/": Read("groups.get", lambda rt, p, a: reads.group_one(rt, p.domain_id, a.segment)),
+    f"{V1}/telnums/": Read("telnums.get", lambda rt, p, a: reads.telnum_one(rt, p.domain_id, a.segment)),
+    f"{V1}/sip-registrations/": Read("local_gw.get", _sipreg),
+}
+
+
+def _find(path: str) -> tuple[Read, str] | None:
+    read = EXACT.get(path)
+    if read is not None:
+        return read, ""
+    cut = path.rfind("/") + 1
+    read = ONE.get(path[:cut])
+    if read is None or cut == len(path):
+        return None
+    return read, path[cut:]
+
+
+def _query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
+    """The query as Starlette reads it (the last of repeated names wins), or None when FastAPI should read it."""
+    if not raw:
+        return {}
+    query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    return query if query.keys() <= allowed else None
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+_JSON = b"application/json"
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    # The headers a starlette Response with media_type application/json sends, in its order.
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class FastReads:
@@ -46,22 +155,64 @@ class FastReads:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != PATH:
+        if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        page = _page(scope["query_string"])
-        if page is None or (b"%" in scope["query_string"]):
-            await self.app(scope, receive, send)  # percent-encoded search: let Starlette decode it
-            return
-        headers = dict(scope["headers"])
+        path: str = scope["path"]
         try:
-            principal = await principal_for(self.runtime, headers.get(b"x-api-key", b"").decode("latin-1"))
-            await check_host(self.runtime, principal, headers.get(b"host", b"").decode("latin-1"))
-            if not principal.can("users.get"):
+            if path == LEGACY_PATH:
+                status, body = await self._legacy(scope)
+            elif path.startswith(V1):
+                status, body = await self._v1(scope, path)
+            else:
+                raise _Fallthrough
+        except _Fallthrough:
+            await self.app(scope, receive, send)
+            return
+        await _answer(send, status, body)
+
+    async def _v1(self, scope: Scope, path: str) -> tuple[int, bytes]:
+        found = _find(path)
+        if found is None:
+            raise _Fallthrough
+        read, segment = found
+        query = _query(scope["query_string"], read.query)
+        if query is None:
+            raise _Fallthrough
+        try:
+            principal = await principal_for(self.runtime, _header(scope, b"x-api-key"))
+            await check_host(self.runtime, principal, _header(scope, b"host"))
+            scope.setdefault("state", {})["principal"] = principal  # the request log names the domain
+            if not principal.can(read.right):
                 raise ApiError(403, FORBIDDEN)
-            status, body = 200, await users.list_body(self.runtime, principal, page, None)
         except ApiError as exc:
-            status, body = exc.status, orjson.dumps(exc.body())
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+            return exc.status, orjson.dumps(exc.body())
+        try:
+            return 200, await read.build(self.runtime, principal, Ask(segment, query))
+        except _Fallthrough:
+            raise
+        except Exception:  # not found, a value to refuse: FastAPI's endpoint answers it in its documented form
+            raise _Fallthrough from None
+
+    async def _legacy(self, scope: Scope) -> tuple[int, bytes]:
+        """000 §5.1 ``accounts`` and §5.2 ``groups`` given in the query string (``api.legacy`` for the rest)."""
+        query = _query(scope["query_string"], frozenset({"cmd", "token", "user", "group_id", "group"}))
+        if query is None:
+            raise _Fallthrough
+        cmd = query.get("cmd", "").strip().lower()
+        if cmd not in ("accounts", "groups"):
+            raise _Fallthrough
+        caller = await self.runtime.auth.legacy_caller(self.runtime, query.get("token"))
+        if caller is None:
+            return 401, orjson.dumps(LEGACY_INVALID_TOKEN)
+        try:
+            await check_host(self.runtime, caller, _header(scope, b"host"))  # type: ignore[arg-type]
+        except ApiError:
+            return 401, orjson.dumps(LEGACY_INVALID_TOKEN)
+        try:
+            if cmd == "accounts":
+                return 200, await reads.legacy_accounts(self.runtime, caller.domain_id)
+            user = query.get("user", "").strip() or None
+            return 200, await reads.legacy_groups(self.runtime, caller, user)
+        except Exception:
+            raise _Fallthrough from None

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
+from vpbx.api import reads
 from vpbx.api.auth import check_host, get_runtime
 from vpbx.api.errors import ApiError
 from vpbx.api.responses import json_response
@@ -87,15 +88,12 @@ def _flag(value: str | None, field: str) -> bool:
 
 async def accounts(ctx: Ctx) -> Response:
     """000 §5.1."""
-    return json_response(await legacy.accounts(ctx.session, ctx.caller.domain_id))
+    return json_response(await reads.legacy_accounts(ctx.runtime, ctx.caller.domain_id))
 
 
 async def groups(ctx: Ctx) -> Response:
     """000 §5.2: all departments, or those of ``user``."""
-    user = None
-    if ctx.get("user") is not None:
-        user = await legacy.resolve_user(ctx.session, ctx.caller, ctx.get("user"))
-    return json_response(await legacy.groups(ctx.session, ctx.caller.domain_id, user))
+    return json_response(await reads.legacy_groups(ctx.runtime, ctx.caller, ctx.get("user")))
 
 
 def _limit(value: str | None) -> int | None:
@@ -114,7 +112,8 @@ async def history_csv(ctx: Ctx) -> Response:
         now=ctx.runtime.clock.now(), timezone=ctx.caller.timezone, period=ctx.get("period"),
         start=ctx.get("start"), end=ctx.get("end"), type=ctx.get("type"), limit=_limit(ctx.get("limit")),
     )
-    body = history.stream_external_csv(ctx.runtime.sessions, ctx.caller.domain_id, ctx.caller.domain_name, f)
+    body = await history.stream_external_csv(ctx.runtime.sessions, ctx.caller.domain_id, ctx.caller.domain_name,
+                                             f)
     return StreamingResponse(body, media_type=CSV_TYPE)
 
 
@@ -125,7 +124,13 @@ async def subscribe_on_calls(ctx: Ctx) -> Response:
     login = await ctx.user()
     await users.set_subscription(ctx.session, ctx.caller.domain_id, login, ctx.get("group_id", "group"), on)
     await ctx.session.commit()
-    return json_response({})
+    return _ok()
+
+
+def _ok() -> Response:
+    """200 with the body ``OK``: 000's "200 OK" for subscribeOnCalls, 004's empty 200 "ОК"; the clients of both
+    editions accept exactly this (a JSON ``{}`` fails the 000 clients that compare the body with ``OK``)."""
+    return Response(b"OK", 200, media_type="text/plain; charset=utf-8")
 
 
 async def subscription_status(ctx: Ctx) -> Response:
@@ -137,12 +142,12 @@ async def subscription_status(ctx: Ctx) -> Response:
 
 
 async def set_dnd(ctx: Ctx) -> Response:
-    """000 §5.7: ``state`` true|false; answers ``{}``."""
+    """000 §5.7: ``state`` true|false; answers ``OK`` (see ``_ok``)."""
     on = _flag(ctx.get("state"), "state")
     login = await ctx.user()
     await users.set_dnd(ctx.session, ctx.caller.domain_id, login, on)
     await ctx.session.commit()
-    return json_response({})
+    return _ok()
 
 
 async def get_dnd(ctx: Ctx) -> Response:
@@ -170,8 +175,8 @@ def _callid(result: Any) -> str:
 
 async def make_call(ctx: Ctx) -> Response:
     """000/001/004 §5.3: ``user`` (login, extension or direct number), ``phone`` (with or without
-    ``+``), optional ``clid``. Answers ``{"CallID", "uuid"}`` (MegaFon clients read the first,
-    Gravitel clients the second). Registered only once ``vpbx.services.calls`` (issue 7) exists;
+    ``+``), optional ``clid``. Answers ``{"CallID": id}`` in the 000 edition, ``{"uuid": id}`` in the 001/004
+    edition (the integration's ``legacy_edition``). Registered only once ``vpbx.services.calls`` (issue 7) exists;
     the contract: ``make_call(session, runtime, domain_id, *, user, phone, clid)`` returning
     ``(callid, clid)`` (a str, or an object/dict with ``callid``, are read too)."""
     phone = _number(ctx.get("phone"), "phone")
@@ -180,8 +185,7 @@ async def make_call(ctx: Ctx) -> Response:
     calls: Any = importlib.import_module("vpbx.services.calls")
     result = await calls.make_call(ctx.session, ctx.runtime, ctx.caller.domain_id, user=login, phone=phone, clid=clid)
     await ctx.session.commit()
-    callid = _callid(result)
-    return json_response({"CallID": callid, "uuid": callid})
+    return json_response(legacy.make_call_answer(ctx.caller.edition, _callid(result)))
 
 
 GET_POST = frozenset({"GET", "POST"})
@@ -226,7 +230,7 @@ async def _params(request: Request) -> dict[str, str]:
                            if v is not None})
         else:  # application/x-www-form-urlencoded, or a form sent without a Content-Type
             params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    except (ValueError, UnicodeDecodeError, AssertionError) as exc:
+    except (ValueError, UnicodeDecodeError, AssertionError, RecursionError) as exc:  # RecursionError: nested deep
         raise _BadRequest from exc
     return params
 
@@ -245,6 +249,8 @@ async def serve(request: Request, runtime: Runtime) -> Response:
         except ApiError:
             return json_response(INVALID_TOKEN, 401)
         command = COMMANDS.get((params.get("cmd") or "").strip().lower())
+        # The request log names the domain and the command (vpbx.logs.RequestLog); never the token.
+        request.state.principal, request.state.cmd = caller, (params.get("cmd") or "").strip()[:64]
         if command is None or request.method not in command[1]:
             return json_response(INVALID_PARAMETERS, 400)
         try:
@@ -279,11 +285,14 @@ _FORM_DOC = {
             "limit")},
     }}},
 }
+_ERROR_DOC = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "JSON (history: CSV without a header, CRLF line ends)",
-          "content": {"application/json": {}, "text/csv": {}}},
-    400: {"description": '{"error": "Invalid parameters"}'},
-    401: {"description": '{"error": "Invalid token"} (also when the integration is off)'},
+    200: {"description": "JSON (history: CSV without a header, CRLF line ends; subscribeOnCalls and set_dnd: "
+                         "the text OK; makeCall: {\"CallID\"} in the 000 edition, {\"uuid\"} in 001/004)",
+          "content": {"application/json": {}, "text/csv": {}, "text/plain": {}}},
+    400: {"description": '{"error": "Invalid parameters"}', "content": {"application/json": {"schema": _ERROR_DOC}}},
+    401: {"description": '{"error": "Invalid token"} (also when the integration is off)',
+          "content": {"application/json": {"schema": _ERROR_DOC}}},
 }
 
 

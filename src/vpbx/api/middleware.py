@@ -98,6 +98,9 @@ class PathAliases:
 class Metrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled series, looked up once each (``labels()`` costs microseconds a request).
+        self._counts: dict[tuple[str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,5 +118,12 @@ class Metrics:
         try:
             await self.app(scope, receive, observe)
         finally:
-            HTTP_REQUESTS.labels(scope["method"], str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"]).observe(time.perf_counter() - began)
+            method = scope["method"]
+            count = self._counts.get((method, status))
+            if count is None:
+                count = self._counts[(method, status)] = HTTP_REQUESTS.labels(method, str(status))
+            latency = self._latency.get(method)
+            if latency is None:
+                latency = self._latency[method] = HTTP_LATENCY.labels(method)
+            count.inc()
+            latency.observe(time.perf_counter() - began)

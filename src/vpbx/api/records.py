@@ -11,12 +11,12 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from vpbx.api.auth import api_key_header, check_host, get_runtime, principal_for
-from vpbx.api.errors import ApiError
+from vpbx.api.errors import ERROR_RESPONSES, ApiError
 from vpbx.engine import records
 from vpbx.runtime import Runtime
 from vpbx.store.tables import CallRecord, InnerCallRecord
 
-router = APIRouter(tags=["Recordings"])
+router = APIRouter(tags=["Recordings"], responses=ERROR_RESPONSES)
 
 
 @router.get("/records/{token}", summary="A call's recording (the history's link)",

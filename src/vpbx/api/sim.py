@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from vpbx.api.auth import Principal, authenticate, get_runtime
-from vpbx.api.errors import ApiError
+from vpbx.api.auth import OPERATOR_ONLY, Principal, authenticate, get_runtime, require_operator
+from vpbx.api.errors import SIM_RESPONSES, ApiError
 from vpbx.api.responses import json_response
 from vpbx.domain.history import iso
 from vpbx.engine import CallEngine, CallError, engine_of
@@ -17,7 +17,7 @@ from vpbx.runtime import Runtime
 from vpbx.services import tenancy
 from vpbx.telephony.sim import DEVICE_ACTIONS, EXTERNAL_ACTIONS, Auto, SimTelephony
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator"])
+router = APIRouter(prefix="/sim/v1", tags=["Simulator"], responses=SIM_RESPONSES)
 
 
 class CallIn(BaseModel):
@@ -239,13 +239,72 @@ async def put_device(login: str, body: DeviceIn, principal: Principal = Depends(
                                                              "talk": auto.talk}})
 
 
+def _auto_out(auto: Auto) -> dict[str, object]:
+    return {"action": auto.action, "after": auto.after, "talk": auto.talk}
+
+
+def _external_auto(body: ExternalIn) -> Auto:
+    if body.auto.action not in EXTERNAL_ACTIONS:
+        raise ApiError(400, f"auto.action: one of {', '.join(EXTERNAL_ACTIONS)}")
+    return Auto(body.auto.action, body.auto.after, body.auto.talk)
+
+
+def _external_out(sim: SimTelephony, domain_id: int, phone: str) -> dict[str, object]:
+    return {"phone": phone, "auto": _auto_out(sim.external_of(domain_id, phone)),
+            "default": sim.external_set(domain_id, phone) is None}
+
+
+def _externals_out(sim: SimTelephony, domain_id: int) -> Response:
+    return json_response({"default": _auto_out(sim.external_default(domain_id)),
+                          "numbers": [{"phone": phone, "auto": _auto_out(auto), "default": False}
+                                      for phone, auto in sorted(sim.externals(domain_id).items())]})
+
+
+@router.get("/externals", summary="How outside numbers behave: the domain's default and the numbers set one by one",
+            description="Built-in default: answer after 3 s, hang up after 30 s of conversation.")
+async def get_externals(principal: Principal = Depends(authenticate),
+                        runtime: Runtime = Depends(get_runtime)) -> Response:
+    return _externals_out(_sim(runtime), principal.domain_id)
+
+
+@router.put("/externals", summary="Set how every outside number not set one by one behaves (the default)",
+            description='``{"auto": {"action": "answer", "after": 3, "talk": null}}``: ``talk`` null never hangs up.')
+async def put_externals_default(body: ExternalIn, principal: Principal = Depends(authenticate),
+                                runtime: Runtime = Depends(get_runtime)) -> Response:
+    sim = _sim(runtime)
+    sim.set_external_default(principal.domain_id, _external_auto(body))
+    return _externals_out(sim, principal.domain_id)
+
+
+@router.delete("/externals", summary="Back to the built-in default (answer after 3 s, talk 30 s); numbers set "
+                                     "one by one are kept")
+async def reset_externals_default(principal: Principal = Depends(authenticate),
+                                  runtime: Runtime = Depends(get_runtime)) -> Response:
+    sim = _sim(runtime)
+    sim.set_external_default(principal.domain_id, None)
+    return _externals_out(sim, principal.domain_id)
+
+
+@router.get("/externals/{phone}", summary="How an outside number behaves (``default``: it follows the default)")
+async def get_external(phone: str, principal: Principal = Depends(authenticate),
+                       runtime: Runtime = Depends(get_runtime)) -> Response:
+    return json_response(_external_out(_sim(runtime), principal.domain_id, phone))
+
+
 @router.put("/externals/{phone}", summary="How an outside number behaves when the PBX calls it")
 async def put_external(phone: str, body: ExternalIn, principal: Principal = Depends(authenticate),
                        runtime: Runtime = Depends(get_runtime)) -> Response:
-    if body.auto.action not in EXTERNAL_ACTIONS:
-        raise ApiError(400, f"auto.action: one of {', '.join(EXTERNAL_ACTIONS)}")
-    _sim(runtime).set_external(principal.domain_id, phone, Auto(body.auto.action, body.auto.after, body.auto.talk))
-    return json_response({"phone": phone, "auto": body.auto.model_dump()})
+    sim = _sim(runtime)
+    sim.set_external(principal.domain_id, phone, _external_auto(body))
+    return json_response(_external_out(sim, principal.domain_id, phone))
+
+
+@router.delete("/externals/{phone}", summary="The outside number follows the domain's default again")
+async def delete_external(phone: str, principal: Principal = Depends(authenticate),
+                          runtime: Runtime = Depends(get_runtime)) -> Response:
+    sim = _sim(runtime)
+    sim.set_external(principal.domain_id, phone, None)
+    return json_response(_external_out(sim, principal.domain_id, phone))
 
 
 @router.get("/clock", summary="The clock")
@@ -256,8 +315,11 @@ async def get_clock(principal: Principal = Depends(authenticate),
     return json_response({"now": iso(runtime.clock.now()), "virtual": True})
 
 
-@router.post("/clock/advance", summary="Advance the virtual clock, running every timer due")
-async def advance(body: AdvanceIn, principal: Principal = Depends(authenticate),
+@router.post("/clock/advance", summary="Advance the virtual clock, running every timer due",
+             description="The clock is shared by every domain of the server: only the operator's key "
+                         "(`X-OPERATOR-KEY`) moves it; a domain's `X-API-KEY` gets 403.",
+             responses={403: {"description": OPERATOR_ONLY}})
+async def advance(body: AdvanceIn, _: None = Depends(require_operator),
                   runtime: Runtime = Depends(get_runtime)) -> Response:
     from vpbx.clock import VirtualClock
 

@@ -13,13 +13,14 @@ from starlette.responses import Response
 
 from vpbx.api.auth import Principal, authenticate, get_runtime
 from vpbx.api.deps import get_session
-from vpbx.api.pagination import envelope
+from vpbx.api.errors import SIM_RESPONSES
+from vpbx.api.pagination import envelope, id_path, start_query
 from vpbx.api.responses import json_response
 from vpbx.notify import deliveries
 from vpbx.runtime import Runtime
 from vpbx.store.paging import Page
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: CRM deliveries"])
+router = APIRouter(prefix="/sim/v1", tags=["Simulator: CRM deliveries"], responses=SIM_RESPONSES)
 
 
 class TestLoad(BaseModel):
@@ -31,7 +32,7 @@ async def list_deliveries(
     callid: str | None = Query(None),
     command: str | None = Query(None, description="history, event, rating or webhook"),
     state: str | None = Query(None, description="pending, delivered or failed"),
-    start: int = Query(0, ge=0),
+    start: int = start_query(),
     limit: int = Query(100, ge=1, le=1000),
     principal: Principal = Depends(authenticate),
     session: AsyncSession = Depends(get_session),
@@ -42,13 +43,15 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", summary="One notification with its attempts")
-async def get_delivery(delivery_id: int, principal: Principal = Depends(authenticate),
+async def get_delivery(delivery_id: int = id_path("The notification's id"),
+                       principal: Principal = Depends(authenticate),
                        session: AsyncSession = Depends(get_session)) -> Response:
     return json_response(await deliveries.get_delivery(session, principal.domain_id, delivery_id))
 
 
 @router.post("/deliveries/{delivery_id}/replay", summary="Send a notification again now (same id and body)")
-async def replay(delivery_id: int, principal: Principal = Depends(authenticate),
+async def replay(delivery_id: int = id_path("The notification's id"),
+                 principal: Principal = Depends(authenticate),
                  session: AsyncSession = Depends(get_session), runtime: Runtime = Depends(get_runtime)) -> Response:
     out = await deliveries.replay(session, principal.domain_id, delivery_id, runtime.clock.now())
     await session.commit()

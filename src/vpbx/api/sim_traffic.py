@@ -9,13 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from vpbx.api.auth import Principal, authenticate, get_runtime
-from vpbx.api.errors import ApiError
+from vpbx.api.errors import SIM_RESPONSES, ApiError
 from vpbx.api.responses import json_response
 from vpbx.engine import CallError, engine_of, traffic
 from vpbx.runtime import Runtime
 from vpbx.services import tenancy
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: generated traffic"])
+router = APIRouter(prefix="/sim/v1", tags=["Simulator: generated traffic"], responses=SIM_RESPONSES)
 
 MAX_CPM = 60_000.0
 MAX_DURATION = 7 * 86400.0

@@ -12,13 +12,14 @@ from starlette.responses import Response
 
 from vpbx.api.auth import Principal, authenticate, get_runtime
 from vpbx.api.deps import get_session
+from vpbx.api.errors import SIM_RESPONSES
 from vpbx.api.responses import json_response
 from vpbx.api.v1.sipregs import path_telnum
 from vpbx.runtime import Runtime
 from vpbx.schemas.sipregs import SimTrunkStatus, SipRegOut
 from vpbx.services import sipregs
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: SIP registrations"])
+router = APIRouter(prefix="/sim/v1", tags=["Simulator: SIP registrations"], responses=SIM_RESPONSES)
 
 
 @router.put("/sip-registrations/{telnum}", response_model=SipRegOut,

@@ -6,10 +6,11 @@
     with Client("https://pbx.example", api_key="...") as pbx:
         for user in pbx.iter_users():
             print(user.login, user.ext)
+        call = pbx.sim.place("79101234567", "74951234567")  # the simulator: vpbx.schemas.sim models
 """
 
-from vpbx.client._async import AsyncClient
-from vpbx.client._sync import Client
+from vpbx.client._async import AsyncClient, AsyncSim
+from vpbx.client._sync import Client, Sim
 from vpbx.client.errors import (
     Conflict,
     Forbidden,
@@ -25,6 +26,7 @@ from vpbx.client.errors import (
 
 __all__ = [
     "AsyncClient",
+    "AsyncSim",
     "Client",
     "Conflict",
     "Forbidden",
@@ -34,6 +36,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "ServerError",
+    "Sim",
     "ValidationError",
     "VpbxError",
 ]

@@ -22,6 +22,7 @@ from vpbx.client._base import (
     retry_delay,
     should_retry,
 )
+from vpbx.client.errors import Conflict
 from vpbx.schemas import (
     blacklist,
     branches,
@@ -40,11 +41,25 @@ from vpbx.schemas import (
     webhooks,
 )
 from vpbx.schemas.common import State
+from vpbx.schemas.sim import (
+    AutoBehaviour,
+    SimCall,
+    SimClock,
+    SimDelivery,
+    SimDeliveryList,
+    SimDevice,
+    SimExternal,
+    SimExternals,
+    SimTestLoad,
+    TrafficStatus,
+)
 
 M = TypeVar("M", bound=BaseModel)
 When = datetime | str | None
 V1 = "/crmapi/v1"
 LEGACY = "/sys/crm_api.wcgp"
+SIM = "/sim/v1"
+Behaviour = AutoBehaviour | Mapping[str, Any]
 
 
 class AsyncClient:
@@ -52,16 +67,20 @@ class AsyncClient:
 
     Every method raises a ``VpbxError`` subclass on an error answer. 429 is retried, and 5xx and
     connection failures on idempotent methods, ``retries`` times with exponential backoff (or the
-    server's ``Retry-After``) of at most ``max_backoff`` seconds each.
+    server's ``Retry-After``) of at most ``max_backoff`` seconds each. ``.sim`` is the simulator (``/sim/v1``);
+    ``operator_key`` (the server operator's ``X-OPERATOR-KEY``) lets it move the shared virtual clock.
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, *, legacy_token: str | None = None,
-                 timeout: float = 30.0, retries: int = 3, backoff: float = 0.25, max_backoff: float = 8.0,
+                 operator_key: str | None = None, timeout: float = 30.0, retries: int = 3, backoff: float = 0.25,
+                 max_backoff: float = 8.0,
                  headers: Mapping[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None,
                  page_size: int = DEFAULT_PAGE) -> None:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if api_key:
             all_headers["X-API-KEY"] = api_key
+        if operator_key:  # the server operator's: only it moves the shared virtual clock (sim.advance)
+            all_headers["X-OPERATOR-KEY"] = operator_key
         self.legacy_token = legacy_token
         self.retries = retries
         self.backoff = backoff
@@ -69,6 +88,7 @@ class AsyncClient:
         self.page_size = page_size
         self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=all_headers, timeout=timeout,
                                       transport=transport)
+        self.sim = AsyncSim(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -616,3 +636,223 @@ class AsyncClient:
     async def legacy_get_dnd(self, user: str) -> bool:
         answer = decode(await self._legacy("get_dnd", user=user))
         return isinstance(answer, dict) and answer.get("state") is True
+
+
+def _behaviour(auto: Behaviour) -> dict[str, Any]:
+    return dict(body_of(auto))
+
+
+class AsyncSim:
+    """The simulator (``/sim/v1``, design/simulator.md) through the client's key: ``client.sim``.
+
+    Calls answer a ``SimCall`` (the call after the action: after a blind transfer, the part that goes on).
+    Errors are the client's: 404 ``NotFound``, 409 ``Conflict`` (the call is over, the clock is real), 400
+    ``ValidationError``.
+    """
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return decode(await self.client.request(method, SIM + path, **kwargs))
+
+    async def _one(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate(await self._json(method, path, **kwargs))
+
+    # calls ----------------------------------------------------------------------------------------
+
+    async def place(self, from_: str, to: str) -> SimCall:
+        """Dial: a client (``79101234567``, ``anonymous``) calls a domain number; ``user:<login|ext>`` calls
+        ``user:<login|ext>`` (internal) or an outside number (outgoing)."""
+        return await self._one(SimCall, "POST", "/calls", json={"from": from_, "to": to})
+
+    async def list_calls(self) -> list[SimCall]:
+        """The live calls of the domain."""
+        return TypeAdapter(list[SimCall]).validate_python(await self._json("GET", "/calls"))
+
+    async def get_call(self, callid: str) -> SimCall:
+        """One call, live or ended."""
+        return await self._one(SimCall, "GET", f"/calls/{callid}")
+
+    async def answer(self, callid: str, user: str | None = None) -> SimCall:
+        """``user`` picks up; without ``user``, the client of an outgoing call answers."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/answer", json={"user": user})
+
+    async def reject(self, callid: str, user: str | None = None, *, reason: str | None = None) -> SimCall:
+        """``user`` declines (busy); without ``user``, the client of an outgoing call refuses (``reason``:
+        ``busy``, ``unavailable`` or ``notfound``)."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/reject", json={"user": user, "reason": reason})
+
+    async def hangup(self, callid: str, by: str = "client") -> SimCall:
+        """``client`` or an employee's login hangs up."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/hangup", json={"by": by})
+
+    async def dtmf(self, callid: str, digits: str) -> SimCall:
+        """The client presses keys (IVR, rating, the callback offer)."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/dtmf", json={"digits": digits})
+
+    async def transfer(self, callid: str, user: str, to: str, mode: str = "blind") -> SimCall:
+        """``user`` transfers the client to ``to`` (login, extension, department or outside number).
+
+        ``blind``: the answer is the new call the client is on. ``attended``: the answer's ``consult`` is the
+        call ``user`` places to the target; ``user`` hanging up (``hangup(callid, by=user)``) completes it."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/transfer",
+                               json={"user": user, "to": to, "mode": mode})
+
+    async def rate(self, callid: str, rating: int) -> SimCall:
+        """The client's score (1-5) after the conversation, on a number or department that asks for one."""
+        return await self._one(SimCall, "POST", f"/calls/{callid}/rate", json={"rating": rating})
+
+    # whole flows, for a CRM's tests ----------------------------------------------------------------
+
+    def _first_ringing(self, call: SimCall) -> str:
+        ringing = call.ringing
+        if not ringing:
+            raise Conflict(409, f"nobody rings on call {call.callid} (state {call.state})")
+        return ringing[0]
+
+    async def click_to_call(self, phone: str, user: str, *, client_answers: bool = True,
+                            clid: str | None = None) -> SimCall:
+        """Click-to-call as a CRM places it (002 §5.1 ``make_call``): ``user``'s phone rings and ``user`` picks
+        up, then ``phone`` rings and (``client_answers``) answers at once; the call, talking."""
+        placed = await self.client.make_call(phone, user=user, clid=clid)
+        await self.answer(placed.callid, user)
+        if client_answers:
+            return await self.answer(placed.callid)
+        return await self.get_call(placed.callid)
+
+    async def attended_transfer(self, callid: str, user: str, to: str, *, target_answers: bool = True) -> SimCall:
+        """``user`` consults ``to`` (an employee, a department or an outside number) while the client waits;
+        the target picks up (``target_answers``; else the transfer goes on blind) and ``user`` hangs up, which
+        completes the transfer. The client's call afterwards."""
+        consulting = await self.transfer(callid, user, to, mode="attended")
+        if consulting.consult is None:
+            raise Conflict(409, f"call {callid} has no consultation call")
+        if target_answers:
+            consult = await self.get_call(consulting.consult)
+            target = self._first_ringing(consult)
+            await self.answer(consult.callid, None if target.startswith("ext:") else target)
+        return await self.hangup(callid, by=user)
+
+    async def rated_call(self, from_: str, to: str, rating: int, *, talk: float = 0, ask: bool = True) -> SimCall:
+        """A client calls ``to``, the first employee rung answers, talks ``talk`` seconds (virtual clock) and
+        hangs up; the client gives ``rating``. ``ask``: first make ``to`` ask for scores (``set_rating``)."""
+        if ask:
+            asked = await self.client.get_rating()
+            if to not in asked.telnums:
+                await self.client.set_rating(telnums=[*asked.telnums, to])
+        call = await self.place(from_, to)
+        user = self._first_ringing(call)
+        await self.answer(call.callid, user)
+        if talk:
+            await self.advance(talk)
+        await self.hangup(call.callid, by=user)
+        return await self.rate(call.callid, rating)
+
+    # phones, outside numbers, trunks ---------------------------------------------------------------
+
+    async def set_device(self, login: str, *, registered: bool = True,
+                         auto: Behaviour | None = None) -> SimDevice:
+        """An employee's phone: registered or not, and what it does when rung (``answer``, ``reject``,
+        ``ignore`` after ``after`` s, hanging up after ``talk`` s); ``auto=None`` is a person's phone."""
+        body: dict[str, Any] = {"registered": registered}
+        if auto is not None:
+            body["auto"] = _behaviour(auto)
+        return await self._one(SimDevice, "PUT", f"/devices/{login}", json=body)
+
+    async def get_externals(self) -> SimExternals:
+        """How outside numbers behave: the domain's default and the numbers set one by one."""
+        return await self._one(SimExternals, "GET", "/externals")
+
+    async def set_externals_default(self, auto: Behaviour) -> SimExternals:
+        """How every outside number not set one by one behaves (built in: answer after 3 s, talk 30 s;
+        ``talk=None`` never hangs up)."""
+        return await self._one(SimExternals, "PUT", "/externals", json={"auto": _behaviour(auto)})
+
+    async def reset_externals_default(self) -> SimExternals:
+        """Back to the built-in default."""
+        return await self._one(SimExternals, "DELETE", "/externals")
+
+    async def get_external(self, phone: str) -> SimExternal:
+        return await self._one(SimExternal, "GET", f"/externals/{phone}")
+
+    async def set_external(self, phone: str, auto: Behaviour) -> SimExternal:
+        """How ``phone`` behaves when the PBX calls it: ``answer``, ``busy``, ``unavailable``, ``notfound``,
+        ``ignore``."""
+        return await self._one(SimExternal, "PUT", f"/externals/{phone}", json={"auto": _behaviour(auto)})
+
+    async def delete_external(self, phone: str) -> SimExternal:
+        """``phone`` follows the default again."""
+        return await self._one(SimExternal, "DELETE", f"/externals/{phone}")
+
+    async def set_sip_registration_status(self, telnum: str, status: str) -> sipregs.SipRegOut:
+        """Play the operator's answer to a SIP registration (002 §15): ``success``, ``waiting``, ``error``,
+        ``auth_failed``, ``timeout``, ``forbidden``; a failure emits ``sipregs_error`` webhooks."""
+        return await self._one(sipregs.SipRegOut, "PUT", f"/sip-registrations/{telnum}", json={"status": status})
+
+    # the clock ------------------------------------------------------------------------------------
+
+    async def get_clock(self) -> SimClock:
+        """The virtual clock (``Conflict`` on a real-clock server)."""
+        return await self._one(SimClock, "GET", "/clock")
+
+    async def advance(self, seconds: float) -> SimClock:
+        """Move the virtual clock, running every timer due (rings time out, calls go on). The clock is shared by
+        every domain of the server: it needs the client's ``operator_key`` (else ``Forbidden``)."""
+        return await self._one(SimClock, "POST", "/clock/advance", json={"seconds": seconds})
+
+    # the delivery log -----------------------------------------------------------------------------
+
+    async def list_deliveries(self, *, callid: str | None = None, command: str | None = None,
+                              state: str | None = None, start: int = 0, limit: int | None = None) -> SimDeliveryList:
+        """The PBX->CRM notifications and their attempts (``command``: history, event, rating, webhook;
+        ``state``: pending, delivered, failed)."""
+        return await self._one(SimDeliveryList, "GET", "/deliveries", params=query(
+            callid=callid, command=command, state=state, start=start or None, limit=limit))
+
+    async def iter_deliveries(self, *, callid: str | None = None, command: str | None = None,
+                              state: str | None = None, page_size: int | None = None) -> AsyncIterator[SimDelivery]:
+        start: int | None = 0
+        while start is not None:
+            page = await self.list_deliveries(callid=callid, command=command, state=state, start=start,
+                                              limit=page_size or self.client.page_size)
+            for item in page.items:
+                yield item
+            start = page.info.next
+
+    async def get_delivery(self, delivery_id: int) -> SimDelivery:
+        return await self._one(SimDelivery, "GET", f"/deliveries/{delivery_id}")
+
+    async def replay_delivery(self, delivery_id: int) -> SimDelivery:
+        """Send the notification again now, with the same id and body (a deduplicating CRM sees a duplicate)."""
+        return await self._one(SimDelivery, "POST", f"/deliveries/{delivery_id}/replay")
+
+    async def test_deliveries(self, count: int = 1) -> SimTestLoad:
+        """Diagnostics: enqueue ``count`` synthetic INCOMING events to the domain's CRM."""
+        return await self._one(SimTestLoad, "POST", "/deliveries/test", json={"count": count})
+
+    # generated traffic ----------------------------------------------------------------------------
+
+    async def start_traffic(self, calls_per_minute: float, duration_s: float, *, seed: int | None = None,
+                            numbers: Iterable[str] | None = None, users: Iterable[str] | None = None,
+                            answer_probability: float | None = None, answer_after: tuple[float, float] | None = None,
+                            talk: tuple[float, float] | None = None, patience: tuple[float, float] | None = None,
+                            outgoing_share: float | None = None, clients: int | None = None) -> TrafficStatus:
+        """Start a run of random clients calling the domain's numbers (one run per domain at a time)."""
+        options: dict[str, Any] = {
+            "seed": seed, "numbers": None if numbers is None else list(numbers),
+            "users": None if users is None else list(users), "answer_probability": answer_probability,
+            "answer_after": None if answer_after is None else list(answer_after),
+            "talk": None if talk is None else list(talk), "patience": None if patience is None else list(patience),
+            "outgoing_share": outgoing_share, "clients": clients}
+        body = {"calls_per_minute": calls_per_minute, "duration_s": duration_s,
+                **{k: v for k, v in options.items() if v is not None}}
+        return await self._one(TrafficStatus, "POST", "/traffic", json=body)
+
+    async def traffic(self, *, calls: bool = False) -> TrafficStatus:
+        """The current (or last) run; ``calls=True`` lists its calls."""
+        return await self._one(TrafficStatus, "GET", "/traffic", params=query(calls=calls or None))
+
+    async def stop_traffic(self) -> TrafficStatus:
+        """No more calls; the calls up finish by the PBX's rules."""
+        return await self._one(TrafficStatus, "DELETE", "/traffic")

@@ -22,6 +22,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"import Iterator, Iterable,", "import Iterable, Iterator,"),
     (r"\bAsyncBaseTransport\b", "BaseTransport"),
     (r"\bAsyncClient\b", "Client"),
+    (r"\bAsyncSim\b", "Sim"),
     (r"async def __aenter__", "def __enter__"),
     (r"async def __aexit__", "def __exit__"),
     (r"\baclose\b", "close"),

@@ -4,6 +4,7 @@
 the classes the PBX builds its requests from (``vpbx.notify.payloads``).
 """
 
+from vpbx.crm.dedupe import Claim, DedupeStore, MemoryDedupe, RedisDedupe, SqliteDedupe
 from vpbx.crm.parse import MalformedRequest, ParsedRequest, decode_body, parse_request, parse_start
 from vpbx.crm.receiver import Answer, Receiver
 from vpbx.notify.payloads import (
@@ -21,16 +22,21 @@ from vpbx.notify.payloads import (
 __all__ = [
     "Answer",
     "CallStatus",
+    "Claim",
     "ContactAnswer",
     "ContactQuery",
+    "DedupeStore",
     "EventNotice",
     "EventType",
     "HistoryNotice",
     "MalformedRequest",
+    "MemoryDedupe",
     "Notice",
     "ParsedRequest",
     "RatingNotice",
     "Receiver",
+    "RedisDedupe",
+    "SqliteDedupe",
     "WebhookNotice",
     "decode_body",
     "parse_request",

@@ -37,7 +37,7 @@ NOTICE_TYPES: dict[str, type[Any]] = {
     "rating": RatingNotice,
     "webhook": WebhookNotice,
 }
-_INTS = frozenset({"duration", "wait", "rating"})
+_INTS = frozenset({"duration", "wait", "rating", "missedStatus"})  # 4.2: missedStatus is a number
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
 
 

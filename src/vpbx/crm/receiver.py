@@ -16,8 +16,16 @@ missing ``crm_token`` -> 401 ``{"error": "Invalid token"}``; with ``signing_secr
 Webhooks signature -> 401 ``{"error": "Invalid signature"}`` (``contact`` lookups are synchronous and
 the PBX does not sign them: they are verified only when they carry a signature). A notification whose
 ``webhook-id`` was already handled is acknowledged without calling the handler again (the PBX
-retries until it gets a 2xx, so a CRM sees duplicates); the ids remembered are bounded (LRU).
-A handler that raises answers 500 and the id is not remembered, so the PBX's retry is handled.
+retries until it gets a 2xx, so a CRM sees duplicates). The handled ids live in a ``DedupeStore``
+(``vpbx.crm.dedupe``): memory by default (bounded, LRU), a SQLite file to survive restarts and share them
+between worker processes, or Redis. A handler that raises answers 500 and the id is not remembered, so the
+PBX's retry is handled.
+
+Handlers (one rule for every ``on_*``): each registration ADDS a handler; ``remove(handler)`` takes one
+away. Every notification handler (history, event, rating, webhook) runs, in registration order; the first
+that raises stops the rest and answers 500. ``contact`` needs one answer: the handlers are asked in
+registration order and the first that returns an answer (not ``None``) wins; the rest are not called;
+none answering means "route by the dial plan" (``{}``).
 """
 
 from __future__ import annotations
@@ -27,11 +35,11 @@ import hmac
 import inspect
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from vpbx.crm.dedupe import Claim, DedupeStore, MemoryDedupe
 from vpbx.crm.parse import MalformedRequest, ParsedRequest, parse_request
 from vpbx.notify import signing
 from vpbx.notify.payloads import ContactAnswer, ContactQuery, EventNotice, HistoryNotice, RatingNotice, WebhookNotice
@@ -81,25 +89,7 @@ async def _call(handler: Callable[..., Any], arg: Any) -> Any:
     return result
 
 
-class _Seen:
-    """Notification ids handled lately: a bounded LRU, plus the ones being handled right now."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.done: OrderedDict[str, None] = OrderedDict()
-        self.running: dict[str, asyncio.Event] = {}
-
-    def __contains__(self, key: str) -> bool:
-        if key in self.done:
-            self.done.move_to_end(key)
-            return True
-        return False
-
-    def add(self, key: str) -> None:
-        self.done[key] = None
-        self.done.move_to_end(key)
-        while len(self.done) > self.size:
-            self.done.popitem(last=False)
+BUSY_POLL = 0.02  # seconds between two looks at a notification another request (or worker) is handling
 
 
 class Receiver:
@@ -107,23 +97,30 @@ class Receiver:
 
     def __init__(self, crm_token: str | None, *, signing_secret: str | None = None,
                  tolerance: int = signing.DEFAULT_TOLERANCE, dedupe_size: int = 10_000,
-                 max_body: int = MAX_BODY) -> None:
-        """``crm_token`` is the key set in the PBX's integration (``None`` skips the check: tests only)."""
+                 dedupe: DedupeStore | None = None, busy_wait: float = 30.0, max_body: int = MAX_BODY) -> None:
+        """``crm_token`` is the key set in the PBX's integration (``None`` skips the check: tests only).
+
+        ``dedupe``: where handled notification ids are kept (default ``MemoryDedupe(dedupe_size)``; a
+        ``SqliteDedupe(path)`` survives restarts and is shared by worker processes). A notification another
+        worker is handling is waited for at most ``busy_wait`` seconds, then answered 409 so the PBX retries.
+        """
         self.crm_token = crm_token
         self.signing_secret = signing_secret
         self.tolerance = tolerance
         self.max_body = max_body
-        self._seen = _Seen(dedupe_size)
-        self._contact: Callable[[ContactQuery], Any] | None = None
-        self._handlers: dict[str, list[Callable[..., Any]]] = {c: [] for c in ("history", "event", "rating",
-                                                                              "webhook")}
+        self.dedupe: DedupeStore = dedupe if dedupe is not None else MemoryDedupe(dedupe_size)
+        self.busy_wait = busy_wait
+        self._handlers: dict[str, list[Callable[..., Any]]] = {c: [] for c in ("contact", "history", "event",
+                                                                              "rating", "webhook")}
         self._observers: list[Callable[[ParsedRequest | None, Mapping[str, str], bytes, Answer], None]] = []
 
     # registration --------------------------------------------------------------------------------
 
     def on_contact(self, handler: F) -> F:
-        """``handler(ContactQuery) -> {"contact_name", "responsible"} | ContactAnswer | None``; one handler."""
-        self._contact = handler
+        """``handler(ContactQuery) -> {"contact_name", "responsible"} | ContactAnswer | None``.
+
+        Handlers are asked in registration order; the first answer that is not ``None`` wins."""
+        self._handlers["contact"].append(handler)
         return handler
 
     def on_history(self, handler: F) -> F:
@@ -145,6 +142,14 @@ class Receiver:
         """``handler(WebhookNotice)``: subscribed events (``sipregs_error``)."""
         self._handlers["webhook"].append(handler)
         return handler
+
+    def remove(self, handler: Callable[..., Any]) -> None:
+        """Take a handler registered with any ``on_*`` away (``ValueError`` if it is not registered)."""
+        for handlers in self._handlers.values():
+            if handler in handlers:
+                handlers.remove(handler)
+                return
+        raise ValueError("the handler is not registered")
 
     def observe(self, observer: Callable[[ParsedRequest | None, Mapping[str, str], bytes, Answer], None]) -> None:
         """Called with every request and its answer (the parsed request is None when it did not parse)."""
@@ -182,33 +187,46 @@ class Receiver:
     async def _dispatch(self, parsed: ParsedRequest, headers: Mapping[str, str]) -> Answer:
         notice = parsed.notice
         if isinstance(notice, ContactQuery):
-            if self._contact is None:
-                return Answer(200, {})
             try:
-                return Answer(200, _contact_body(await _call(self._contact, notice)))
+                for handler in list(self._handlers["contact"]):
+                    result = await _call(handler, notice)
+                    if result is not None:
+                        return Answer(200, _contact_body(result))
             except Exception:
                 log.exception("on_contact handler failed")
                 return Answer(500, {"error": "Internal error"})
+            return Answer(200, {})
         key = headers.get(signing.ID_HEADER) or (notice.id if isinstance(notice, WebhookNotice) else None)
         if not key:
             return await self._notify(parsed)
-        while key in self._seen.running:  # the same notification, delivered twice at once
-            await self._seen.running[key].wait()
-        if key in self._seen:
-            return Answer(200, {}, duplicate=True)
-        done = self._seen.running[key] = asyncio.Event()
         try:
-            answer = await self._notify(parsed)
-            if answer.status < 300:
-                self._seen.add(key)
-            return answer
-        finally:
-            del self._seen.running[key]
-            done.set()
+            claim = await self._claim(key)
+        except Exception:
+            log.exception("the dedupe store failed")
+            return Answer(503, {"error": "Try again later"})
+        if claim is Claim.DONE:
+            return Answer(200, {}, duplicate=True)
+        if claim is Claim.BUSY:  # still handled elsewhere: the PBX retries later
+            return Answer(409, {"error": "Being handled"})
+        answer = await self._notify(parsed)
+        try:
+            await self.dedupe.finish(key, answer.status < 300)
+        except Exception:
+            log.exception("the dedupe store failed")
+        return answer
+
+    async def _claim(self, key: str) -> Claim:
+        """The store's claim, waiting while the same notification is handled by another request or worker."""
+        deadline = asyncio.get_running_loop().time() + self.busy_wait
+        while (claim := await self.dedupe.claim(key)) is Claim.BUSY:
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(BUSY_POLL)
+        return claim
 
     async def _notify(self, parsed: ParsedRequest) -> Answer:
         try:
-            for handler in self._handlers[parsed.command]:
+            for handler in list(self._handlers[parsed.command]):
                 await _call(handler, parsed.notice)
         except Exception:
             log.exception("on_%s handler failed", parsed.command)

@@ -29,3 +29,4 @@ async def stop(runtime: Runtime) -> None:
             call.cancel_timers()
         await engine.flush()
         engine.config.close()
+        await engine.close()

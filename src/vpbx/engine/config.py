@@ -3,8 +3,13 @@ kept in memory so a call costs no queries (performance.md: simulated calls per s
 
 Freshness: a commit in this process that wrote anything but logs (history, the CRM outbox and its
 attempts, blocked calls) empties the cache, so an employee's DND, a new route or a blacklisted number
-apply from the next call on. Other processes' changes (the CLI) are seen within ``TTL`` seconds. A
+apply from the next call on. Other processes' changes (the CLI) empty it before the next read
+(``store.changes``). A
 number's route is cached as what it depends on; the pure schedule rule picks the route for each call.
+
+Reads and commits interleave (a read awaits the store): a read hands its own value to its caller, never
+one looked up again after the await (a commit may have emptied the cache meanwhile), and keeps it only if
+no commit emptied the cache while it read (``_generation``), so what a commit replaced is never cached after it.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class ConfigCache:
         self.rt = runtime
         self._data: dict[tuple[Any, ...], Any] = {}
         self._born = time.monotonic()
+        self._generation = 0  # moves at every emptying: a read that saw it move may hold replaced data
         self.hits = self.misses = 0
         sync_class = getattr(runtime.sessions, "sync_session_class", None) or Session
         self._listener_target = sync_class
@@ -104,11 +110,14 @@ class ConfigCache:
 
     def clear(self) -> None:
         self._data.clear()
+        self._generation += 1
         self._born = time.monotonic()
 
     def _fresh(self) -> None:
-        if time.monotonic() - self._born > TTL:
+        version = self.rt.reader.changes.version()  # any process's configuration commit (store.changes)
+        if version != getattr(self, "_seen", None):
             self.clear()
+            self._seen = version
 
     async def route(self, domain: Domain, telnum: str, at: datetime) -> numbers.NumberRoute | None:
         book: numbers.RouteBook | None = await self._cached(("route", domain.id, telnum),
@@ -134,24 +143,35 @@ class ConfigCache:
     async def roster(self, domain_id: int, group_id: str) -> Roster:
         """The department and its members for ringing (``group`` with each member's snapshot)."""
         key = ("roster", domain_id, group_id)
+        self._fresh()
         found: Roster | None = self._data.get(key)
         if found is None:
+            generation = self._generation
             group, members = await self.group(domain_id, group_id)
             staff = tuple(Staff(u, u.id, u.login, u.dnd, u.absent, bool(u.mobile_redirect_enabled and u.mobile),
                                 m.calls_enable) for m, u in members)
-            found = self._data[key] = Roster(group, staff, {s.id: s for s in staff})
+            found = Roster(group, staff, {s.id: s for s in staff})
+            if generation == self._generation:
+                self._data[key] = found
         return found
 
     async def _cached(self, key: tuple[Any, ...], load: Any) -> Any:
         """Each read opens a session only on a miss: a call that finds everything here costs no session."""
         self._fresh()
-        if key not in self._data:
-            self.misses += 1
-            async with self.rt.sessions() as session:
-                self._data[key] = await load(session)
+        try:
+            value = self._data[key]
+        except KeyError:
+            pass
         else:
             self.hits += 1
-        return self._data[key]
+            return value
+        self.misses += 1
+        generation = self._generation
+        async with self.rt.sessions() as session:
+            value = await load(session)
+        if generation == self._generation:
+            self._data[key] = value
+        return value
 
     async def user(self, domain_id: int, who: str) -> User | None:
         """An employee by login or extension (the engine reads their DND, absence and redirect)."""

@@ -11,6 +11,7 @@ check the restrictions, choose the caller ID, send OUTGOING and end with an ``ou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
@@ -20,13 +21,15 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from vpbx import logs
 from vpbx.domain import ringing
 from vpbx.domain.phone import InvalidNumber, is_anonymous, normalize_number
-from vpbx.engine import records
+from vpbx.engine import durable, records
 from vpbx.engine.config import ENGINE_WRITES, ConfigCache, Roster, Staff
 from vpbx.engine.model import Call, Leg
+from vpbx.metrics import ENGINE_WRITE_FAILURES
 from vpbx.notify import service as notifier
 from vpbx.notify.payloads import (
     PBX_USER,
@@ -41,6 +44,8 @@ from vpbx.notify.payloads import (
 from vpbx.runtime import Runtime
 from vpbx.services import blacklist, numbers
 from vpbx.services import settings as settings_service
+from vpbx.store import db
+from vpbx.store.repositories import calls as calls_repo
 from vpbx.store.repositories import directory as repo
 from vpbx.store.repositories import numbers as numbers_repo
 from vpbx.store.tables import CallRecord, Domain, Group, InnerCallRecord, Integration, User
@@ -65,6 +70,12 @@ CALLBACK_RETRY = 300.0
 CALLBACK_ATTEMPTS = 3
 FLUSH_LINGER = 0.005  # seconds the real clock waits for more steps before a flush
 FLUSH_QUEUE = 2000  # queued steps that start a flush at once
+# A failed write batch is never dropped: it is tried again (with whatever was queued since) after a back-off
+# doubling from WRITE_RETRY_FIRST to WRITE_RETRY_MAX seconds of real time (the store's outage is real time).
+WRITE_RETRY_FIRST = 0.05
+WRITE_RETRY_MAX = 5.0
+WRITE_CONNECTIONS = 2  # the engine's own connection budget: request bursts cannot starve its writes
+BEAT_SECONDS = 5.0  # live calls' "last known moment" (engine.recovery) is refreshed at least this often
 KEEP_ENDED = 10_000
 # Outgoing outcomes that count as "employees called and could not reach the client" (4.2 missedStatus 4).
 UNREACHED = frozenset({CallStatus.MISSED, CallStatus.BUSY, CallStatus.NOT_AVAILABLE, CallStatus.CANCEL})
@@ -92,6 +103,11 @@ class CallEngine:
         self._flusher: asyncio.Task[None] | None = None
         self.last_answered: dict[int, int] = {}  # department pk -> user id (EVENLY), ahead of the store
         self.config = ConfigCache(runtime)
+        self._write_engine = _write_engine(runtime)
+        self._writes = db.session_factory(self._write_engine) if self._write_engine is not None else runtime.sessions
+        self._beat_at: datetime | None = None  # the last beat written (clock time)
+        self._beating = False  # a real-clock timer keeps the beat while calls are live
+        self._closed = False
         attach = getattr(runtime.telephony, "attach", None)
         if attach is not None:
             try:
@@ -165,16 +181,79 @@ class CallEngine:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write everything queued so far (group commit); returns when it is committed."""
+        """Write everything queued so far (group commit); returns when it is committed. A failed batch is tried
+        again, with the steps queued meanwhile, until the store takes it: calls go on, nothing is dropped."""
         async with self._flush_lock:
-            while self._queue:
+            delay = WRITE_RETRY_FIRST
+            while self._queue or self._beat_due():
                 batch, self._queue = self._queue, []
                 try:
                     await self._write_batch(batch)
-                except Exception:
-                    log.exception("writing %d call steps failed", len(batch))
+                except Exception as exc:
+                    self._queue = batch + self._queue  # in order: a call's steps stay behind its earlier ones
+                    ENGINE_WRITE_FAILURES.inc()
+                    log.error("writing %d call steps failed, trying again in %.2f s", len(batch), delay,
+                              exc_info=exc, extra={"steps": len(batch), "retry_in": delay})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, WRITE_RETRY_MAX)
+                else:
+                    delay = WRITE_RETRY_FIRST
 
-    async def _write_batch(self, batch: list[_Write]) -> None:
+    def _beat_due(self) -> bool:
+        if not self.live:
+            return False
+        return self._beat_at is None or (self.now() - self._beat_at).total_seconds() >= BEAT_SECONDS
+
+    def _durable(self, call: Call) -> None:
+        """The PBX accepted the call: it is written (``live_calls``) before the simulator answers, so that a
+        crash from now on ends it (``engine.recovery``) instead of losing it."""
+        self._queue.append(_Write(call, [], None, self.now()))
+        self._kick()
+        if not self._beating and not self.rt.clock.virtual:  # the virtual clock beats as requests flush
+            self._beating = True
+            self.rt.clock.call_later(BEAT_SECONDS, self._beat)
+
+    async def _beat(self) -> None:
+        """Long conversations write nothing: refresh the domains' last known moment while calls are live."""
+        if not self.live or self._closed:
+            self._beating = False
+            return
+        self.rt.clock.call_later(BEAT_SECONDS, self._beat)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self.flush())
+
+    def _live_state(self, batch: list[_Write], now: datetime, *, beat_all: bool) -> tuple[
+            list[dict[str, Any]], list[str], set[int]]:
+        """The batch's calls as ``live_calls`` rows to write, the callids to forget (ended), and the domains whose
+        beat moves. Taken before the batch's first await: a call's state then matches the steps queued so far,
+        which are all in this batch (a retried batch takes in the steps queued meanwhile)."""
+        calls = {w.call.callid: w.call for w in batch}
+        rows: list[dict[str, Any]] = []
+        ended: list[str] = []
+        domains: set[int] = set()
+        for callid, call in calls.items():
+            domains.add(call.domain_id)
+            if call.state in ("ended", "refused"):
+                ended.append(callid)
+            else:
+                rows.append({"callid": callid, "domain_id": call.domain_id, "started": call.started, "seen_at": now,
+                             "state": durable.snapshot(call)})
+        if beat_all:
+            domains.update(c.domain_id for c in self.live.values())
+        return rows, ended, domains
+
+    async def close(self) -> None:
+        self._closed = True  # the calls still live stay in the store: the next start ends them
+        if self._write_engine is not None:
+            await self._write_engine.dispose()
+
+    async def _write_batch(self, batch: list[_Write], *, claim: bool = False) -> list[_Write]:
+        """Write the batch in one transaction; returns what it wrote. ``claim`` (recovery): only the calls whose
+        ``live_calls`` row this transaction deletes are written, so a call is ended once however many recoveries
+        race."""
+        now = self.now()
+        beat_all = not claim and self._beat_due()
+        live, ended, beats = self._live_state(batch, now, beat_all=beat_all)
         integrations: dict[int, Integration | None] = {}
         records: dict[int, settings_service.RecordConfig] = {}
         rotation: dict[int, int] = {}  # department pk -> the member who took its last call in this batch
@@ -182,8 +261,12 @@ class CallEngine:
         reached: list[dict[str, Any]] = []  # clients an employee called and reached (missedStatus 2)
         unreached: list[dict[str, Any]] = []  # clients an employee called and could not reach (missedStatus 4)
         history: list[dict[str, Any]] = []  # call_history rows, inserted at once
-        async with self.rt.sessions() as session:
+        async with self._writes() as session:
             session.info[ENGINE_WRITES] = True
+            if claim:
+                kept = await calls_repo.claim_live(session, [w.call.callid for w in batch])
+                batch = [w for w in batch if w.call.callid in kept]
+            settling = await _Settling.load(session, batch)
             for w in batch:
                 call = w.call
                 if call.domain_id not in integrations:
@@ -200,13 +283,19 @@ class CallEngine:
                                                    history)
                         if w.status is CallStatus.SUCCESS:
                             reached.append({"d": call.domain_id, "c": call.dialed, "t": call.started})
+                            settling.settle(notices, call.domain_id, call.dialed, call.started, (3, 4), 2)
                         elif call.dialled and w.status in UNREACHED:
                             unreached.append({"d": call.domain_id, "c": call.dialed, "t": call.started})
+                            settling.settle(notices, call.domain_id, call.dialed, call.started, (3,), 4)
                     else:
                         await self._write_incoming(session, call, w.status, notices, records[call.domain_id],
                                                    rotation, history)
                         if w.status is CallStatus.SUCCESS and call.caller != "anonymous" and call.direction == "in":
                             answered.append({"d": call.domain_id, "c": call.caller, "t": call.started})
+                            settling.settle(notices, call.domain_id, call.caller, call.started, (3, 4), 1,
+                                            strictly=True)
+                        elif history and history[-1]["missed_status"] == 3:
+                            settling.missed(call.domain_id, call.caller, call.started)
                 integration = integrations[call.domain_id]
                 if integration is None:
                     continue
@@ -231,7 +320,18 @@ class CallEngine:
                         h.missed_status.between(*old), h.start <= bindparam("t")).values(missed_status=new), rows)
             for pk, user_id in rotation.items():
                 await session.execute(update(Group).where(Group.id == pk).values(last_answered_user_id=user_id))
+            await calls_repo.drop_live(session, ended)
+            await calls_repo.save_live(session, live)
+            if not claim:
+                await calls_repo.beat(session, sorted(beats), now)
             await session.commit()
+        if beat_all:
+            self._beat_at = now
+        if self._write_engine is not None:  # the notifier wakes on commits of the server's own pool only
+            dispatcher = notifier.dispatcher(self.rt)
+            if dispatcher is not None:
+                dispatcher.wake()
+        return batch
 
     def _event(self, call: Call, kind: EventType, leg: Leg, second_callid: str | None = None) -> EventNotice:
         """002 §2.2 ``event`` for the employee on ``leg``, in either direction (``phone`` is the client)."""
@@ -304,7 +404,7 @@ class CallEngine:
             self._keep(call)
             return call
         call.diversion, call.telnum_name = route.telnum, route.name
-        self.live[call.callid] = call
+        self._go_live(call)
         answer = await notifier.lookup_contact(self.rt, domain.id, ContactQuery(
             phone=call.caller, callid=call.callid, diversion=call.diversion))
         first = route.target
@@ -688,8 +788,11 @@ class CallEngine:
                 else:
                     if call.state == "greeting":
                         call.destination = "hello"
-                    status = CallStatus.CANCEL if call.state == "ringing" else CallStatus.MISSED
-                    await self._finish(call, status)
+                    # An incoming call nobody answered is Missed wherever it was (004 lists Success and missed
+                    # only); Cancel is the employee's side giving up, as when a transferred outgoing call's
+                    # second part is abandoned while its target rings.
+                    outward_ringing = call.state == "ringing" and call.direction == "out"
+                    await self._finish(call, CallStatus.CANCEL if outward_ringing else CallStatus.MISSED)
                 return
             leg = self._find_leg(call, party)
             if leg is None:
@@ -856,7 +959,7 @@ class CallEngine:
             self.rt.telephony.moved(call.domain_id, call.callid, new.callid, client.party)
         call.continued_as = second
         await self._finish(call, CallStatus.SUCCESS)  # this part: the transferring employee talked until now
-        self.live[new.callid] = new
+        self._go_live(new)
         async with new.lock:
             await self._route(new, target)
         return new
@@ -940,7 +1043,7 @@ class CallEngine:
         call.legs[user.login], call.agent = leg, leg
         call.talkers.append(user.login)
         self.busy.add((domain.id, user.login))
-        self.live[call.callid] = call
+        self._go_live(call)
         allowed = (await self.config.dial_rules(domain.id, user.login)).allows(number)
         clid = await self.config.caller_id(domain.id, number, user.login) if allowed else ""
         async with call.lock:
@@ -963,7 +1066,7 @@ class CallEngine:
         call.diversion, call.phase, call.state = clid, "agent", "ringing"
         call.callback_of, call.callback_attempt = callback_of, attempt
         call.caller_name = number if show_phone else None  # show_phone: the client's number on the device
-        self.live[call.callid] = call
+        self._go_live(call)
         async with call.lock:
             if user is not None:
                 if not self._can_take(call, user):
@@ -1098,7 +1201,7 @@ class CallEngine:
                                       since=self.now())
         self.busy.add((domain.id, caller.login))
         call.talkers.append(caller.login)
-        self.live[call.callid] = call
+        self._go_live(call)
         async with call.lock:
             if callee is None:
                 assert group is not None
@@ -1116,7 +1219,13 @@ class CallEngine:
 
     # --- the end -----------------------------------------------------------------------------------
 
+    def _go_live(self, call: Call) -> None:
+        self.live[call.callid] = call
+        self._durable(call)
+        logs.call_started(call)
+
     def _keep(self, call: Call) -> None:
+        logs.call_ended(call)
         self.live.pop(call.callid, None)
         self.ended[call.callid] = call
         while len(self.ended) > KEEP_ENDED:
@@ -1206,8 +1315,9 @@ class CallEngine:
         elif call.first_answered is not None:  # transferred and the target never answered
             answerer = _leg_fields(call.first_answered)
         last_rung = call.rung[-1] if call.rung else ""
-        if not answered and status is not CallStatus.SUCCESS:
-            status = CallStatus.CANCEL if status is CallStatus.CANCEL else CallStatus.MISSED
+        if not answered and status is not CallStatus.SUCCESS:  # see hung_up: incoming calls know no Cancel
+            status = CallStatus.CANCEL if status is CallStatus.CANCEL and call.direction == "out" \
+                else CallStatus.MISSED
         success = status is CallStatus.SUCCESS
         destination = "user" if answerer and success else ("telnum" if external else call.destination)
         outward = call.direction == "out"  # a transferred outgoing call's second part
@@ -1234,12 +1344,14 @@ class CallEngine:
             rotation[call.group_pk] = answerer["id"]
         hist_user = answerer.get("login") or (PBX_USER if external else last_rung) or PBX_USER
         ext_of = answerer.get("ext") or (user_fields.get("ext") if user_fields else None)
+        # 002 §2.1/000/004: the push's duration is the whole call (wait + talk; talk = duration - wait); the
+        # exports' (4.1, 4.2, legacy history) is the talk, as their tables say.
         notices.append(HistoryNotice(
-            type=call.direction, user=hist_user, phone=call.caller, start=call.started, duration=duration,
+            type=call.direction, user=hist_user, phone=call.caller, start=call.started, duration=wait + duration,
             callid=call.callid, status=status, diversion=call.diversion or None, ext=ext_of or None,
             groupRealName=call.group_name or None, telnum=answerer.get("telnum") or None, link=link or None,
             telnum_name=call.telnum_name or None, rating=call.rating, wait=wait,
-            missedStatus=str(missed) if missed is not None else None, group=call.group_id or None))
+            missedStatus=missed, group=call.group_id or None))
 
     async def _write_outgoing(self, session: AsyncSession, call: Call, status: CallStatus,
                               notices: list[Notice], record: settings_service.RecordConfig,
@@ -1259,8 +1371,8 @@ class CallEngine:
             first_login=login if call.agent is not None else "", first_name=fields.get("name", "") if login else "",
             group_id=call.group_id, group_name=call.group_name, diversion=call.diversion, telnum_name="",
             start=call.started, wait=wait, duration=duration, link=link, rating=None, missed_status=None, note=""))
-        notices.append(HistoryNotice(
-            type="out", user=login or PBX_USER, phone=call.dialed, start=call.started, duration=duration,
+        notices.append(HistoryNotice(  # duration: the whole call, as for incoming calls
+            type="out", user=login or PBX_USER, phone=call.dialed, start=call.started, duration=wait + duration,
             callid=call.callid, status=status, diversion=call.diversion or None, ext=fields.get("ext") or None,
             groupRealName=call.group_name or None, telnum=fields.get("telnum") or None, link=link or None,
             wait=wait, group=call.group_id or None))
@@ -1294,6 +1406,43 @@ class _Write:
     at: datetime
 
 
+class _Settling:
+    """Which finished calls of a batch settle a client's missed calls (4.2 missedStatus: 1 the client called
+    back and was answered, 2 called back and reached, 4 called and not reached): their history push carries
+    the new status, so a CRM can close its missed-call card. Read once per batch, before the batch's rows."""
+
+    def __init__(self, open_missed: dict[tuple[int, str, int], datetime]) -> None:
+        self.open = open_missed  # (domain, client, 3|4) -> the earliest such missed call's start
+
+    @classmethod
+    async def load(cls, session: AsyncSession, batch: list[_Write]) -> _Settling:
+        pairs = [(w.call.domain_id, w.call.dialed if w.call.kind == "outgoing" else w.call.caller)
+                 for w in batch if w.status is not None and w.call.kind != "internal"]
+        return cls(await calls_repo.unsettled_missed(session, pairs) if pairs else {})
+
+    def missed(self, domain_id: int, client: str, start: datetime, status: int = 3) -> None:
+        """A missed call written earlier in this batch (not in the store yet) can be settled by a later one."""
+        key = (domain_id, client, status)
+        if key not in self.open or start < self.open[key]:
+            self.open[key] = start
+
+    def settle(self, notices: list[Notice], domain_id: int, client: str, start: datetime, old: tuple[int, ...],
+               new: int, *, strictly: bool = False) -> None:
+        """Mark the call's history notice with ``new`` when a missed call in ``old`` started before it (the
+        store's UPDATEs in ``_write_batch`` apply the same rule)."""
+        moved = [first for status in old if (first := self.open.get((domain_id, client, status))) is not None
+                 and (first < start or (not strictly and first == start))]
+        if not moved:
+            return
+        for i, n in enumerate(notices):
+            if isinstance(n, HistoryNotice):
+                notices[i] = dataclasses.replace(n, missedStatus=new)
+        for status in old:  # the UPDATE moves them: later calls of the batch see them as ``new``
+            self.open.pop((domain_id, client, status), None)
+        if new == 4:  # "not reached" can still be settled by a later answer or reach
+            self.missed(domain_id, client, min(moved), 4)
+
+
 def _leg_fields(leg: Leg) -> dict[str, Any]:
     return {"id": leg.user_id, "login": leg.person, "name": leg.name, "ext": leg.ext, "telnum": leg.telnum}
 
@@ -1302,3 +1451,13 @@ def _seconds(a: datetime | None, b: datetime | None) -> int:
     if a is None or b is None:
         return 0
     return max(0, round((b - a).total_seconds()))
+
+
+def _write_engine(runtime: Runtime) -> AsyncEngine | None:
+    """The engine's writes get a pool of their own (``WRITE_CONNECTIONS``): requests that hold the server's
+    connections while they await the engine's flush (makecall, the simulator) can no longer starve it, which
+    stalled bursts of click-to-calls for the pool's 30 s timeout. An in-memory SQLite store has one connection."""
+    url = runtime.engine.url
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return None
+    return db.create_engine(url.render_as_string(hide_password=False), pool_size=WRITE_CONNECTIONS, max_overflow=0)

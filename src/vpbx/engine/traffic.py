@@ -78,6 +78,8 @@ class TrafficConfig:
 def arrivals(calls_per_minute: float, duration_s: float, rng: random.Random) -> Iterator[float]:
     """Offsets (seconds from the start) of a Poisson process of rate ``calls_per_minute``, below ``duration_s``."""
     rate = calls_per_minute / 60.0
+    if not rate > 0.0:  # a positive rate so small that it rounds to zero (5e-324/min): no call ever arrives
+        return
     t = 0.0
     while True:
         t += rng.expovariate(rate)
@@ -133,7 +135,7 @@ class TrafficRun:
     _live: list[Call] = field(default_factory=list)
     _log: list[_Placed] = field(default_factory=list)
     _saved_devices: dict[str, tuple[bool, Auto | None]] = field(default_factory=dict)
-    _saved_externals: dict[str, Auto] = field(default_factory=dict)
+    _saved_externals: dict[str, Auto | None] = field(default_factory=dict)  # None: followed the default
     _timer: Timer | None = None
     _arrivals: Iterator[float] | None = None
     _pick: random.Random = field(default_factory=random.Random)
@@ -266,7 +268,7 @@ class TrafficRun:
     def _roll_external(self, phone: str) -> None:
         """How the client answers an employee's call: picks up and talks, or is busy."""
         if phone not in self._saved_externals:
-            self._saved_externals[phone] = self.sim.external_of(self.domain.id, phone)
+            self._saved_externals[phone] = self.sim.external_set(self.domain.id, phone)
         answers, after, talk = self._draw()
         # ``talk`` also when busy: the phone's behaviour is read again when it connects, and an earlier call to
         # the same client may still be ringing it.

@@ -5,17 +5,58 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
 from vpbx.metrics import CONTACT_LATENCY, CONTACT_LOOKUPS
 from vpbx.notify.payloads import ContactAnswer, ContactQuery, Dialect, build_body, parse_contact_answer
 from vpbx.notify.ssrf import allow_private
-from vpbx.notify.transport import client_session, post
+from vpbx.notify.transport import Answer, client_session, post
 from vpbx.runtime import Runtime
+from vpbx.secrets_store import box_for, open_value
 from vpbx.store.tables import Integration
 
 log = logging.getLogger("vpbx.notify")
 
 DEFAULT_LOOKUP_TIMEOUT = 2.0
+RECENT_LOOKUPS = 50  # per domain, in this process's memory: what the cabinet's CRM traffic page shows
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One ``contact`` request and what came of it (the answer as vpbx read it)."""
+
+    at: datetime
+    callid: str
+    phone: str
+    outcome: str  # answered | empty | timeout | failed | off
+    ms: int
+    contact_name: str | None = None
+    responsible: str | None = None
+
+
+def recent_lookups(runtime: Runtime, domain_id: int) -> list[Lookup]:
+    """The domain's latest contact lookups on this node, newest first."""
+    book = cast(dict[int, deque[Lookup]], runtime.extras.get("contact_lookups", {}))
+    return list(reversed(book.get(domain_id, ())))
+
+
+def _remember(runtime: Runtime, domain_id: int, lookup: Lookup) -> None:
+    book = cast(dict[int, deque[Lookup]], runtime.extras.setdefault("contact_lookups", {}))
+    book.setdefault(domain_id, deque(maxlen=RECENT_LOOKUPS)).append(lookup)
+
+
+def crm_token(runtime: Runtime, integration: Integration) -> str:
+    """The integration's token in clear (it is stored sealed); empty when it cannot be opened."""
+    try:
+        return open_value(box_for(runtime.settings), integration.crm_token) or ""
+    except ValueError:
+        log.warning("the CRM token cannot be opened with this server's secret",
+                    extra={"domain_id": integration.domain_id})
+        return ""
 
 
 async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, *,
@@ -23,6 +64,7 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
     """The CRM's answer, or None: integration off, no URL, timeout, error, or nothing usable. Never raises."""
     started = time.perf_counter()
     outcome = "failed"
+    parsed: ContactAnswer | None = None
     try:
         if integration is None:
             async with runtime.sessions() as session:
@@ -33,7 +75,7 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
         timeout = integration.lookup_timeout if integration.lookup_timeout and integration.lookup_timeout > 0 \
             else DEFAULT_LOOKUP_TIMEOUT
         dialect: Dialect = integration.dialect if integration.dialect in ("form", "json", "legacy") else "form"  # type: ignore[assignment]
-        body, content_type = build_body(query, crm_token=integration.crm_token, dialect=dialect)
+        body, content_type = build_body(query, crm_token=crm_token(runtime, integration), dialect=dialect)
         private_ok = allow_private(runtime.settings)
         dispatcher = runtime.extras.get("notifier")
         http = getattr(dispatcher, "http", None)
@@ -56,5 +98,23 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
         log.info("contact lookup failed", extra={"domain_id": domain_id, "error": repr(exc)})
         return None
     finally:
+        elapsed = time.perf_counter() - started
         CONTACT_LOOKUPS.labels(outcome).inc()
-        CONTACT_LATENCY.observe(time.perf_counter() - started)
+        CONTACT_LATENCY.observe(elapsed)
+        if outcome != "off":
+            _remember(runtime, domain_id, Lookup(runtime.clock.now(), query.callid, query.phone, outcome,
+                                                 int(elapsed * 1000), parsed.contact_name if parsed else None,
+                                                 parsed.responsible if parsed else None))
+
+
+async def probe(runtime: Runtime, integration: Integration, phone: str = "79000000000") -> Answer:
+    """The cabinet's "send a test request": one ``contact`` request (002 §2.3) to the CRM as configured, whatever
+    the on/off state, and its raw answer. Never raises; the SSRF guard applies as to every request."""
+    dialect: Dialect = integration.dialect if integration.dialect in ("form", "json", "legacy") else "form"  # type: ignore[assignment]
+    body, content_type = build_body(ContactQuery(phone=phone, callid="test-" + uuid.uuid4().hex),
+                                    crm_token=crm_token(runtime, integration), dialect=dialect)
+    timeout = integration.lookup_timeout if integration.lookup_timeout and integration.lookup_timeout > 0 \
+        else DEFAULT_LOOKUP_TIMEOUT
+    async with client_session(allow_private(runtime.settings), limit=1) as http:
+        return await post(http, integration.crm_url, body, {"Content-Type": content_type, "Accept": "application/json"},
+                          timeout, allow_private(runtime.settings))

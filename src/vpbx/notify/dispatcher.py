@@ -8,6 +8,12 @@
   so one slow CRM does not slow another domain.
 * Time comes from ``runtime.clock``: retries are clock timers, so ``VirtualClock.advance`` drives
   them (and on a virtual clock a timer returns only once the deliveries it made due are settled).
+* Outages: a CRM failing as a whole is probed every ``notify_probe_interval`` (its oldest pending push
+  is tried at once, whatever its back-off), and the first success after a failure streak ends the
+  back-off of all its pending pushes: a recovered CRM gets its backlog at full speed, not hours later.
+  Failing for ``notify_keep_days`` with no success switches the integration off, keeping what is pending.
+* ``crm_token`` is put into the body here, at send time: the outbox stores bodies without it, so
+  the token rests only encrypted (``vpbx.secrets_store``).
 """
 
 from __future__ import annotations
@@ -25,17 +31,21 @@ from typing import Any
 
 import aiohttp
 
+from vpbx import logs
 from vpbx.clock import Timer
 from vpbx.metrics import NOTIFY_ATTEMPTS, NOTIFY_FINISHED, NOTIFY_LATENCY, NOTIFY_SWITCHED_OFF
 from vpbx.notify import outbox, retry, signing
+from vpbx.notify.payloads import with_token
 from vpbx.notify.ssrf import allow_private
 from vpbx.notify.transport import Answer, client_session, post
 from vpbx.runtime import Runtime
+from vpbx.secrets_store import box_for, open_value
 from vpbx.store.repositories import outbox as repo
 
 log = logging.getLogger("vpbx.notify")
 
 OFF = "integration off"
+EXPIRED = "expired"  # an event past its lifetime: never sent
 DEPTH = 4  # claimed rows per domain, in multiples of its request concurrency
 COALESCE = 0.005  # seconds the flusher waits for more outcomes before a pass (at most per_domain of them)
 TARGET_TTL = 2.0  # seconds an integration's URL/secret/state is cached (another process may change it)
@@ -61,8 +71,9 @@ class Claimed:
 class Target:
     enabled: bool
     crm_url: str
-    signing_secret: str | None
+    signing_secret: str | None  # opened (clear): held in memory only
     loaded: float
+    crm_token: str = ""  # opened (clear)
 
 
 @dataclass(slots=True)
@@ -92,6 +103,7 @@ class Dispatcher:
         self.depth = self.per_domain * DEPTH
         self.lease = timedelta(seconds=max(s.notify_lease, s.notify_timeout * (DEPTH + 1) + 1))
         self.poll = s.notify_poll
+        self.policy = retry.Policy.from_settings(s)
         self.rng = rng or random.Random()
         self.http: aiohttp.ClientSession | None = None
         self._inflight: dict[int, Claimed] = {}
@@ -112,6 +124,9 @@ class Dispatcher:
         self._store: repo.PassStore | None = None
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
+        self._probe_timer: Timer | None = None
+        self._probes: set[int] = set()  # failing domains whose oldest pending push the next pass tries now
+        self._not_before: dict[int, datetime] = {}  # a CRM's Retry-After: no probe before it
         self._loop_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -134,6 +149,8 @@ class Dispatcher:
         outbox.register(self.runtime.engine.sync_engine, None)
         if self._timer is not None:
             self._timer.cancel()
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -205,13 +222,14 @@ class Dispatcher:
                     # by this pass, or (a stalled attempt) leased no longer.
                     work.inflight = work.released + [i for i, c in self._inflight.items() if c.leased_until <= now]
                     work.fresh = frozenset(d for d, t in self._targets.items() if t.loaded + TARGET_TTL >= mono)
+                    work.probe = sorted(d for d in self._probes if self._not_before.get(d, now) <= now)
+                    work.probe_later, self._probes = now + self.policy.probe_every, set()
                 assert self._store is not None, "dispatcher not started"
                 result = await self._store.run(work)
             self._after_health(work)
             mono = time.monotonic()
             for i in result.integrations:
-                self._targets[i.domain_id] = Target(i.enabled and not i.switched_off, i.crm_url, i.signing_secret,
-                                                    mono)
+                self._targets[i.domain_id] = self._target(i, mono)
             for s in settled:
                 self._inflight.pop(s.row.id, None)
                 self._domain_load[s.row.domain_id] -= 1
@@ -235,6 +253,16 @@ class Dispatcher:
                 return len(result.rows) or 1
             return len(result.rows)
 
+    def _target(self, i: repo.IntegrationTarget, mono: float) -> Target:
+        box = box_for(self.runtime.settings)
+        try:
+            token = open_value(box, i.crm_token) or ""
+            secret = open_value(box, i.signing_secret)
+        except ValueError:
+            log.warning("a CRM credential cannot be opened with this server's secret", extra={"domain_id": i.domain_id})
+            token, secret = "", None
+        return Target(i.enabled and not i.switched_off, i.crm_url, secret, mono, token)
+
     def _arm(self, due: datetime | None, now: datetime) -> None:
         """A clock timer for the earliest future retry, so a virtual clock's advance reaches it."""
         if due is None or (self._timer is not None and self._timer_due is not None and self._timer_due <= due):
@@ -249,6 +277,34 @@ class Dispatcher:
         self._timer_due = None
         if self._stopping:
             return
+        if self.clock.virtual:
+            await self.settle()
+        else:
+            self.wake()
+
+    def _arm_probe(self) -> None:
+        if self._probe_timer is None and not self._stopping:
+            self._probe_timer = self.clock.call_later(self.policy.probe_every.total_seconds(), self._on_probe)
+
+    async def _on_probe(self) -> None:
+        """Every ``probe_every`` while some CRM fails: try its oldest pending push now."""
+        self._probe_timer = None
+        if self._stopping:
+            return
+        failing = {d for d, (first, _) in self._health.items() if first is not None}
+        if failing:
+            # A CRM with nothing left to probe (all delivered, integration off, domain gone) stops being probed:
+            # its streak starts again at its next failure. Otherwise every idle failing CRM would cost a pass
+            # per interval for days (and a virtual clock moved a week would play each of them).
+            async with self.runtime.sessions() as session:
+                still = await repo.probeable(session, failing)
+            for d in failing - still:
+                self._health[d] = (None, self._health[d][1])
+            failing = still
+        if not failing:
+            return
+        self._probes |= failing
+        self._arm_probe()
         if self.clock.virtual:
             await self.settle()
         else:
@@ -276,10 +332,14 @@ class Dispatcher:
                 url = row.url or (target.crm_url if target else "")
                 if target is None or not target.enabled:
                     answer = Answer(None, b"", None, None, 0.0, OFF, refused=True)
+                elif row.command == "event" and self.clock.now() - row.created_at > self.policy.event_ttl:
+                    answer = Answer(None, b"", None, None, 0.0,
+                                    f"{EXPIRED}: older than {self.policy.event_ttl.total_seconds():g} s", refused=True)
                 elif not url:
                     answer = Answer(None, b"", None, None, 0.0, "refused: no CRM URL", refused=True)
                 else:
-                    answer = await post(self._client(), url, row.body, self._headers(row, target), self.timeout,
+                    body = with_token(row.body, target.crm_token)
+                    answer = await post(self._client(), url, body, self._headers(row, target, body), self.timeout,
                                         self.private_ok)
             self._settle(row, url, answer)
         except asyncio.CancelledError:
@@ -292,7 +352,7 @@ class Dispatcher:
         assert self.http is not None, "dispatcher not started"
         return self.http
 
-    def _headers(self, row: Claimed, target: Target) -> dict[str, str]:
+    def _headers(self, row: Claimed, target: Target, body: bytes) -> dict[str, str]:
         # Standard Webhooks: the timestamp is wall time (receivers check it against theirs), even on
         # a virtual clock.
         stamp = int(time.time())
@@ -300,7 +360,7 @@ class Dispatcher:
                    signing.TIMESTAMP_HEADER: str(stamp)}
         if target.signing_secret:
             try:
-                headers.update(signing.sign(target.signing_secret, row.uid, stamp, row.body))
+                headers.update(signing.sign(target.signing_secret, row.uid, stamp, body))
             except ValueError:
                 log.warning("unusable signing secret", extra={"domain_id": row.domain_id})
         return headers
@@ -315,11 +375,15 @@ class Dispatcher:
         outcome = retry.Outcome.FINAL_FAILURE if answer.refused else retry.classify_outcome(answer.status,
                                                                                              answer.error)
         next_at = None
+        if answer.retry_after is not None and row.url is None:
+            asked = retry.parse_retry_after(answer.retry_after, at)
+            if asked:
+                self._not_before[row.domain_id] = at + min(asked, retry.RETRY_AFTER_CAP)
         if outcome is retry.Outcome.SUCCESS:
             state = "delivered"
         elif outcome is retry.Outcome.RETRY:
             next_at = retry.next_attempt_at(row.command, row.round_attempts + 1, row.created_at, at,
-                                            answer.retry_after, self.rng)
+                                            answer.retry_after, self.rng, self.policy)
             state = "pending" if next_at is not None else "failed"
         else:
             state = "failed"
@@ -327,6 +391,8 @@ class Dispatcher:
         NOTIFY_LATENCY.labels(row.command).observe(answer.latency)
         if state != "pending":
             NOTIFY_FINISHED.labels(row.command, state).inc()
+        logs.delivery(outbox_id=row.id, domain_id=row.domain_id, command=row.command, attempt=row.attempts + 1,
+                      url=url, status=answer.status, error=answer.error, seconds=answer.latency, state=state)
         self._settled.append(Settled(row, url, at, answer, outcome, state, next_at))
         self._settled_ready.set()
 
@@ -364,20 +430,26 @@ class Dispatcher:
         """The pass's writes for ``batch``: row updates, delivery-log rows, releases and health transitions."""
         work = repo.PassWork(now)
         updates, attempts = work.updates, work.attempts
+        await self._track_health(work, batch)
         for s in batch:
             r, a = s.row, s.answer
             if s.state == "skipped":
                 work.released.append(r.id)
                 continue
+            if s.state == "pending" and retry.gives_up(r.command, r.created_at, s.at, self._health[r.domain_id][1],
+                                                       self.policy):
+                s.state, s.next_at = "failed", None
+                NOTIFY_FINISHED.labels(r.command, "failed").inc()
             updates.append((r.id, s.state, r.attempts + 1, r.round_attempts + 1, s.next_at or s.at,
                             s.at if s.state == "delivered" else None, a.status, a.error))
             attempts.append((r.id, r.domain_id, r.attempts + 1, s.at, s.url[:2048], a.status, int(a.latency * 1000),
                              s.outcome.value, a.error, a.excerpt()))
-        await self._track_health(work, batch)
         return work
 
     async def _track_health(self, work: repo.PassWork, batch: list[Settled]) -> None:
-        """Five days of failures with no success switch the integration off (only transitions are written)."""
+        """``keep`` (5 days) of failures with no success switch the integration off (only transitions are
+        written); a success after a streak of at least ``probe_every`` ends the back-off of the CRM's pushes.
+        Webhooks (a subscription's own URL) and expired events say nothing about the CRM."""
         unknown = {s.row.domain_id for s in batch if s.row.domain_id not in self._health}
         if unknown:
             async with self.runtime.sessions() as session:
@@ -387,20 +459,25 @@ class Dispatcher:
                 self._health[d] = (h.first_failure_at, h.last_success_at) if h else (None, None)
         for s in batch:
             d = s.row.domain_id
-            if s.state == "skipped":
+            if s.state == "skipped" or s.row.url is not None or (s.answer.error or "").startswith(EXPIRED):
                 continue
             first, last = self._health[d]
             if s.outcome is retry.Outcome.SUCCESS:
                 if first is not None:
                     self._health[d] = work.health[d] = (None, s.at)
+                    if s.at - first >= self.policy.probe_every and d not in work.recovered:
+                        work.recovered.append(d)
+                        log.info("CRM back: its pending pushes go now", extra={"domain_id": d})
                 continue
             if first is None:
                 self._health[d] = work.health[d] = (s.at, last)
                 first = s.at
-            if retry.should_switch_off(first, last, s.at):
+            self._arm_probe()  # also after a restart mid-outage (the streak read back from the store)
+            if d not in work.switch_off and retry.should_switch_off(first, last, s.at, self.policy.keep):
                 work.switch_off.append(d)
                 self._health[d] = work.health[d] = (None, last)
-                log.warning("CRM integration switched off after failing for 5 days",
+                log.warning("CRM integration switched off after failing for %g days",
+                            self.policy.keep.total_seconds() / 86400,
                             extra={"domain_id": d, "failing_since": first.isoformat()})
 
     def _after_health(self, work: repo.PassWork) -> None:

@@ -1,7 +1,8 @@
 """Writing notifications: one outbox row, added to the caller's session, committed with the call state.
 
-``enqueue`` builds the body now (dialect, ``crm_token``, the stable notification id) so that every
-attempt and every replay sends the same bytes; the dispatcher delivers after the caller commits.
+``enqueue`` builds the body now (dialect, the stable notification id) so that every attempt and every
+replay sends the same fields; ``crm_token`` is filled in as it is sent (it rests encrypted, never in an
+outbox row). The dispatcher delivers after the caller commits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from vpbx.metrics import NOTIFY_ENQUEUED
-from vpbx.notify.payloads import ContactQuery, Dialect, Notice, WebhookNotice, build_body, supports
+from vpbx.notify.payloads import ContactQuery, Dialect, Notice, WebhookNotice, build_body, edition_of, sends
 from vpbx.store.tables import Integration, OutboxRow
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ async def enqueue(session: AsyncSession, domain_id: int, notice: Notice, *, key:
     transaction), or earlier by ``write_pending``; a rollback drops it.
 
     Nothing is sent when the integration is off or switched off, when it has no CRM URL (a webhook
-    goes to its subscription's ``url`` instead), or when its dialect has no such command.
+    goes to its subscription's ``url`` instead), or when its dialect (and legacy edition) has no such command
+    or event.
     ``key`` orders delivery (default: the notice's callid); rows of one key go out one by one.
     """
     if isinstance(notice, ContactQuery):
@@ -126,12 +128,14 @@ async def enqueue(session: AsyncSession, domain_id: int, notice: Notice, *, key:
     if not webhook and not integration.crm_url:
         return None
     dialect: Dialect = integration.dialect if integration.dialect in ("form", "json", "legacy") else "form"  # type: ignore[assignment]
-    if not supports(notice.command, dialect):
+    edition = edition_of(integration.legacy_edition)
+    if not sends(notice, dialect, edition):
         if not webhook:
             return None
         dialect = "form"  # webhook subscriptions are a REST v1 feature: 002's form encoding
     uid = new_id()
-    body, content_type = build_body(notice, crm_token=integration.crm_token, dialect=dialect, notification_id=uid)
+    # Stored without the token (the dispatcher fills it in as it sends): it rests only encrypted.
+    body, content_type = build_body(notice, crm_token="", dialect=dialect, notification_id=uid, edition=edition)
     if DISPATCHER not in session.info:  # looked up once per session: a call's steps enqueue a handful each
         session.info[DISPATCHER] = _dispatcher(session)
     dispatcher: Wakeable | None = session.info[DISPATCHER]

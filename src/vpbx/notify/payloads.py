@@ -18,9 +18,14 @@ from urllib.parse import parse_qs, quote_plus
 Command = Literal["history", "event", "contact", "rating", "webhook"]
 Dialect = Literal["form", "json", "legacy"]
 Direction = Literal["in", "out"]
+# The legacy documents' two editions (issue 13): 000, and 001/004 (004 is the fuller of the two, and its
+# field lists hold 001's). Their answers and pushes differ; strict clients of each reject the other's fields.
+Edition = Literal["000", "004"]
 
 COMMANDS: tuple[Command, ...] = get_args(Command)
 DIALECTS: tuple[Dialect, ...] = get_args(Dialect)
+EDITIONS: tuple[Edition, ...] = get_args(Edition)
+DEFAULT_EDITION: Edition = "000"
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 JSON_CONTENT_TYPE = "application/json"
@@ -119,7 +124,8 @@ class HistoryNotice:
     telnum_name: str | None = None
     rating: int | None = None
     wait: int | None = None
-    missedStatus: str | None = None
+    # 4.2's missed-call status (1-4): on a missed call, and on the call that settles one (a number, as in 4.2).
+    missedStatus: int | None = None
     group: str | None = None
 
     def __post_init__(self) -> None:
@@ -128,6 +134,7 @@ class HistoryNotice:
         _check_count(self.duration, "duration")
         _check_count(self.wait, "wait")
         _check_count(self.rating, "rating")
+        _check_count(self.missedStatus, "missedStatus")
         if not isinstance(self.status, CallStatus):
             object.__setattr__(self, "status", CallStatus.parse(str(self.status)))
 
@@ -199,7 +206,7 @@ class WebhookNotice:
 
 Notice = HistoryNotice | EventNotice | ContactQuery | RatingNotice | WebhookNotice
 
-# The legacy documents (000/004 §4) list fewer fields and no rating/webhook commands.
+# The legacy documents (000/004 §4) list fewer fields and no rating/webhook commands. These are 000's.
 LEGACY_FIELDS: Mapping[Command, tuple[str, ...]] = {
     "history": (
         "type",
@@ -218,10 +225,37 @@ LEGACY_FIELDS: Mapping[Command, tuple[str, ...]] = {
     "event": ("type", "phone", "diversion", "user", "groupRealName", "ext", "telnum", "direction", "callid"),
     "contact": ("phone", "callid"),
 }
+# 004 (and 001) §4.1: the same history fields; events without ``direction``.
+EDITION_FIELDS: Mapping[Edition, Mapping[Command, tuple[str, ...]]] = {
+    "000": LEGACY_FIELDS,
+    "004": {
+        **LEGACY_FIELDS,
+        "event": ("type", "phone", "diversion", "user", "groupRealName", "ext", "telnum", "callid"),
+    },
+}
+# 004 §4.1.2 tells of incoming calls only, with these four types: an event without ``direction`` is taken
+# for an incoming call's, so an outgoing call's events (and TRANSFERRED) are not sent in that edition.
+EDITION_004_EVENTS = frozenset({EventType.INCOMING, EventType.ACCEPTED, EventType.COMPLETED, EventType.CANCELLED})
+
+
+def edition_of(value: str | None) -> Edition:
+    """The stored edition; 001 is 004's shorter edition and is served as 004; anything else as the default."""
+    if value in ("004", "001"):
+        return "004"
+    return DEFAULT_EDITION
 
 
 def supports(command: Command, dialect: Dialect) -> bool:
     return dialect != "legacy" or command in LEGACY_FIELDS
+
+
+def sends(notice: Notice, dialect: Dialect, edition: Edition = DEFAULT_EDITION) -> bool:
+    """Whether ``notice`` goes out at all in ``dialect`` (and, for the legacy dialect, ``edition``)."""
+    if not supports(notice.command, dialect):
+        return False
+    if dialect == "legacy" and edition == "004" and isinstance(notice, EventNotice):
+        return notice.direction == "in" and notice.type in EDITION_004_EVENTS
+    return True
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -234,8 +268,9 @@ def _field_names(notice: Notice) -> tuple[str, ...]:
     return names
 
 
-def _items(notice: Notice, dialect: Dialect, notification_id: str | None) -> Iterator[tuple[str, Any]]:
-    wanted = LEGACY_FIELDS.get(notice.command) if dialect == "legacy" else None
+def _items(notice: Notice, dialect: Dialect, notification_id: str | None,
+           edition: Edition) -> Iterator[tuple[str, Any]]:
+    wanted = EDITION_FIELDS[edition].get(notice.command) if dialect == "legacy" else None
     for name in _field_names(notice):
         if wanted is not None and name not in wanted:
             continue
@@ -274,18 +309,22 @@ def build_body(
     crm_token: str,
     dialect: Dialect,
     notification_id: str | None = None,
+    edition: Edition = DEFAULT_EDITION,
 ) -> tuple[bytes, str]:
     """The encoded body of ``notice`` and its Content-Type.
 
     ``notification_id`` fills a webhook's ``id`` when the notice has none; other commands have
-    no field for it (it travels in the ``webhook-id`` header instead).
+    no field for it (it travels in the ``webhook-id`` header instead). ``edition`` picks the legacy
+    dialect's field lists (000's or 004's); the REST v1 dialects ignore it.
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}")
+    if edition not in EDITIONS:
+        raise ValueError(f"unknown legacy edition {edition!r}")
     if not supports(notice.command, dialect):
         raise UnsupportedCommand(f"the {dialect} dialect has no {notice.command!r} command")
     pairs: list[tuple[str, Any]] = [("cmd", notice.command), ("crm_token", crm_token)]
-    pairs.extend(_items(notice, dialect, notification_id))
+    pairs.extend(_items(notice, dialect, notification_id, edition))
     if dialect == "json":
         body = json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
         return body.encode("utf-8"), JSON_CONTENT_TYPE
@@ -417,3 +456,24 @@ def parse_contact_answer(status: int, content_type: str | None, body: bytes) -> 
         return _from_loose(text)
     except Exception:  # pragma: no cover - defensive: the contract is "never raises"
         return None
+
+
+def with_token(body: bytes, crm_token: str) -> bytes:
+    """``body`` with its ``crm_token`` filled in at send time (the outbox keeps bodies built with an empty
+    token, so the token rests only encrypted). ``cmd`` comes first and ``crm_token`` second in every
+    dialect, so the field sits right after a known prefix; a body that already carries a token (written
+    before bodies were stored without it) goes out as stored."""
+    if not crm_token:
+        return body
+    if body.startswith(b'{"cmd":"'):
+        at = body.find(b'","crm_token":"', 8)
+        end = at + len(b'","crm_token":"')
+        if at > 0 and body[end:end + 1] == b'"':
+            return body[:end] + json.dumps(crm_token, ensure_ascii=False)[1:-1].encode("utf-8") + body[end:]
+        return body
+    if body.startswith(b"cmd="):
+        at = body.find(b"&crm_token=", 4)
+        end = at + len(b"&crm_token=")
+        if at > 0 and body[end:end + 1] in (b"&", b""):
+            return body[:end] + _quote(crm_token).encode("ascii") + body[end:]
+    return body

@@ -1,18 +1,29 @@
 """When a failed PBX->CRM delivery is tried again, as pure functions of the clock and a random source.
 
-Attempt 1 goes out at once. ``history``, ``rating`` and ``webhook`` are retried for about a day;
-``event`` only within five minutes of its creation (a late pop-up is useless); ``contact`` is
-asked while the call rings and is never retried.
+Every answer but 2xx is retried, except 410 Gone (the CRM says "stop"); redirects are not followed,
+so a 3xx is retried like any other failure until the URL is fixed. Attempt 1 goes out at once.
+
+* ``history`` and ``rating`` back off to once an hour and are kept while the CRM fails as a whole:
+  after ``Policy.keep`` (default 5 days) of failures with no success the integration is switched off
+  and what is pending waits for it to be switched back on. A push the CRM keeps refusing while it
+  accepts others gives up once it is ``keep`` old.
+* ``webhook`` (a subscription's own URL) backs off the same way and gives up once ``keep`` old.
+* ``event`` lives ``Policy.event_ttl`` (default 5 minutes) from its creation: a late pop-up is useless.
+* ``contact`` is asked while the call rings and is never retried.
+
+A CRM that comes back is not left waiting for the back-off: the dispatcher probes a failing CRM every
+``Policy.probe_every`` and one success ends the back-off of all its pending pushes.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from vpbx.notify.payloads import Command
 
@@ -29,16 +40,17 @@ class RandomSource(Protocol):
     def random(self) -> float: ...
 
 
-# Offsets between attempts: element k is the wait before attempt k + 1 (attempt 1: none).
+# Offsets between attempts: element k is the wait before attempt k + 1 (attempt 1: none); the last
+# element repeats for as long as the notification is kept.
 DAY_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(0),
     timedelta(seconds=5),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
     timedelta(minutes=5),
+    timedelta(minutes=15),
     timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=10),
+    timedelta(hours=1),
 )
 EVENT_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(0),
@@ -49,6 +61,9 @@ EVENT_SCHEDULE: tuple[timedelta, ...] = (
     timedelta(seconds=120),
 )
 EVENT_WINDOW = timedelta(minutes=5)
+KEEP = timedelta(days=5)
+PROBE_EVERY = timedelta(seconds=30)
+RETRY_AFTER_CAP = timedelta(days=1)  # a Retry-After longer than this is read as this
 
 SCHEDULES: Mapping[Command, tuple[timedelta, ...]] = {
     "history": DAY_SCHEDULE,
@@ -59,38 +74,60 @@ SCHEDULES: Mapping[Command, tuple[timedelta, ...]] = {
 }
 
 JITTER = 0.1
-SWITCH_OFF_AFTER = timedelta(days=5)
+SWITCH_OFF_AFTER = KEEP
+KEPT: frozenset[str] = frozenset({"history", "rating"})  # kept while the CRM fails as a whole
 
-_RETRYABLE_4XX = frozenset({408, 429})
 _DEFAULT_RNG = random.Random()
 
 
-def classify_outcome(status: int | None, error: str | None = None) -> Outcome:
-    """SUCCESS on 2xx; RETRY on transport errors, 408, 429 and 5xx; FINAL_FAILURE on other 4xx.
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The delivery policy's settings (``notify_event_ttl``, ``notify_keep_days``, ``notify_probe_interval``)."""
 
-    ``error`` (timeout, refused connection, TLS failure ...) means no usable answer came back.
-    3xx is final: redirects are not followed, so the configured URL is wrong until someone fixes it.
+    event_ttl: timedelta = EVENT_WINDOW
+    keep: timedelta = KEEP  # history/rating are kept, and a failing CRM switched off, after this
+    probe_every: timedelta = PROBE_EVERY
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Policy:
+        return cls(timedelta(seconds=settings.notify_event_ttl), timedelta(days=settings.notify_keep_days),
+                   timedelta(seconds=settings.notify_probe_interval))
+
+
+DEFAULT_POLICY = Policy()
+
+
+def classify_outcome(status: int | None, error: str | None = None) -> Outcome:
+    """SUCCESS on 2xx; FINAL_FAILURE on 410 Gone; RETRY on anything else.
+
+    ``error`` (timeout, refused connection, TLS failure ...) means no usable answer came back. A 4xx
+    is retried too: a CRM mid-deploy answers 404 or 401 for a while, and losing a call record to that
+    is worse than asking again. A 3xx is retried (redirects are not followed): the URL may be fixed.
     """
     if error is not None or status is None:
         return Outcome.RETRY
     if 200 <= status < 300:
         return Outcome.SUCCESS
-    if status in _RETRYABLE_4XX or 500 <= status < 600:
-        return Outcome.RETRY
-    if 300 <= status < 500:
+    if status == 410:
         return Outcome.FINAL_FAILURE
-    return Outcome.RETRY  # 1xx or a nonsense code: a broken hop, worth another try
+    return Outcome.RETRY
 
 
-def max_attempts(command: Command) -> int:
-    return len(SCHEDULES[command])
+def max_attempts(command: Command) -> int | None:
+    """How many attempts the schedule allows; None: no count limit (kept by age instead)."""
+    return len(SCHEDULES[command]) if command in ("event", "contact") else None
 
 
-def schedule_end(command: Command, created_at: datetime) -> datetime:
-    """The latest moment the schedule means to try; a Retry-After never pushes past it."""
+def schedule_end(command: Command, created_at: datetime, policy: Policy = DEFAULT_POLICY) -> datetime | None:
+    """The latest moment the schedule means to try (a Retry-After never pushes past it); None: no end
+    of its own (history and rating stop when the integration is switched off)."""
     if command == "event":
-        return created_at + EVENT_WINDOW
-    return created_at + sum(SCHEDULES[command], timedelta(0))
+        return created_at + policy.event_ttl
+    if command == "contact":
+        return created_at
+    if command in KEPT:
+        return None
+    return created_at + policy.keep
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
@@ -127,6 +164,7 @@ def next_attempt_at(
     now: datetime,
     retry_after: str | None = None,
     rng: RandomSource | None = None,
+    policy: Policy = DEFAULT_POLICY,
 ) -> datetime | None:
     """When to try again after attempt ``attempt_no`` (1-based) failed at ``now``; None = give up."""
     if attempt_no < 1:
@@ -134,26 +172,36 @@ def next_attempt_at(
     _aware(created_at, "created_at")
     _aware(now, "now")
     schedule = SCHEDULES[command]
-    if attempt_no >= len(schedule):
+    if command in ("event", "contact") and attempt_no >= len(schedule):
         return None
-    delay = jittered(schedule[attempt_no], rng or _DEFAULT_RNG)
+    delay = jittered(schedule[min(attempt_no, len(schedule) - 1)], rng or _DEFAULT_RNG)
     due = now + delay
-    end = schedule_end(command, created_at)
+    end = schedule_end(command, created_at, policy)
     asked = parse_retry_after(retry_after, now)
     if asked is not None and asked > delay:
-        # The CRM asked for more time; honour it, but not beyond the schedule's end.
-        due = max(due, min(now + asked, end))
-    if command == "event" and due > end:
+        # The CRM asked for more time; honour it, but not beyond the schedule's end (nor a day).
+        asked_due = now + min(asked, RETRY_AFTER_CAP)
+        due = max(due, asked_due if end is None else min(asked_due, end))
+    if end is not None and due > end:
         return None
     return due
 
 
+def gives_up(command: Command, created_at: datetime, now: datetime, last_success_at: datetime | None,
+             policy: Policy = DEFAULT_POLICY) -> bool:
+    """A kept push (history, rating) still failing once ``keep`` old gives up only when the CRM has
+    accepted something since it was made: then the CRM refuses this push, it is not down."""
+    return (command in KEPT and now - created_at >= policy.keep and last_success_at is not None
+            and last_success_at > created_at)
+
+
 def should_switch_off(
-    first_failure_at: datetime | None, last_success_at: datetime | None, now: datetime
+    first_failure_at: datetime | None, last_success_at: datetime | None, now: datetime,
+    after: timedelta = SWITCH_OFF_AFTER,
 ) -> bool:
-    """True once an integration has failed for SWITCH_OFF_AFTER with no success since the streak began."""
+    """True once an integration has failed for ``after`` with no success since the streak began."""
     if first_failure_at is None:
         return False
     if last_success_at is not None and last_success_at >= first_failure_at:
         return False
-    return now - first_failure_at >= SWITCH_OFF_AFTER
+    return now - first_failure_at >= after

@@ -1,7 +1,15 @@
-"""Where the notifier may send: http(s) only, and no private, loopback or link-local address unless allowed.
+"""The SSRF guard: where the notifier may send. On by default, whatever address vpbx listens on.
 
-A literal IP host is checked before the request; a name is checked after resolution, at connect time
-(``SafeResolver``), so a DNS answer cannot smuggle an internal address past the check.
+Only http(s) URLs, and only global unicast addresses: loopback, private (RFC 1918), link-local (cloud
+metadata at 169.254.169.254), CGNAT 100.64.0.0/10, unique-local fc00::/7, unspecified, multicast,
+documentation and other reserved ranges are refused, and so are IPv6 addresses embedding such an IPv4
+address (IPv4-mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo). A literal IP host is
+checked before the request; a name is checked as it resolves (``SafeResolver``, aiohttp's resolver), and
+the connection goes to the very addresses that were checked, so a DNS answer cannot smuggle an internal
+address past the check (nor can a second lookup: there is none). A name with any internal address is
+refused whole. Redirects are never followed (``transport.post``).
+
+Development opts out explicitly: ``vpbx serve --allow-private-crm`` / ``VPBX_ALLOW_PRIVATE_CRM=1``.
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ from aiohttp.resolver import DefaultResolver
 
 from vpbx.settings import Settings
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost", "[::1]"})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+ALLOW_HINT = "--allow-private-crm allows it"
 
 
 class Refused(Exception):
@@ -23,53 +33,66 @@ class Refused(Exception):
 
 
 def allow_private(settings: Settings) -> bool:
-    """The operator's choice, else: allowed when the server listens on loopback only."""
-    if settings.allow_private_crm is not None:
-        return settings.allow_private_crm
-    host = settings.host.strip()
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    """The operator's explicit choice only: the listening address does not relax the guard."""
+    return settings.allow_private_crm
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    inner: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        inner.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        inner.append(ip.sixtofour)
+    if ip.teredo is not None:
+        inner.extend(ip.teredo)
+    if ip in NAT64:
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return inner
+
+
+def _internal_ip(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_v4(ip)
+        if inner:
+            return any(_internal_ip(v4) for v4 in inner)
+    # ``is_global`` is False for private, loopback, link-local, shared (CGNAT), unique-local, reserved,
+    # unspecified and documentation ranges; multicast is refused besides.
+    return not ip.is_global or ip.is_multicast
 
 
 def is_internal(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_reserved
-            or ip.is_multicast)
+    """True for an address the notifier may not reach; ValueError when ``address`` is not an IP address."""
+    return _internal_ip(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 def check_url(url: str, private_ok: bool) -> str:
     """The URL's host, or Refused: not http(s), no host, or a literal internal address when not allowed."""
     try:
         parts = urlsplit(url)
+        host = parts.hostname
     except ValueError as exc:
         raise Refused(f"bad URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise Refused("the URL must be http(s)")
-    host = parts.hostname
     if not host:
         raise Refused("the URL has no host")
     if not private_ok:
         try:
             internal = is_internal(host)
         except ValueError:
-            internal = host.lower() == "localhost" or host.lower().endswith(".localhost")
+            name = host.lower().rstrip(".")
+            internal = name == "localhost" or name.endswith(".localhost")
         if internal:
-            raise Refused(f"private address {host} refused (--allow-private-crm allows it)")
+            raise Refused(f"private address {host} refused ({ALLOW_HINT})")
     return host
 
 
 class AddressRefused(Refused, OSError):
-    """Every address a name resolved to is internal (raised inside aiohttp's connector)."""
+    """A name resolved to an internal address (raised inside aiohttp's connector)."""
 
 
 class SafeResolver(AbstractResolver):
-    """Resolves names, dropping internal addresses unless they are allowed."""
+    """Resolves names and refuses any that has an internal address, unless they are allowed."""
 
     def __init__(self, private_ok: bool) -> None:
         self.private_ok = private_ok
@@ -80,10 +103,11 @@ class SafeResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         if self.private_ok:
             return results
-        safe = [r for r in results if not is_internal(r["host"])]
-        if not safe:
-            raise AddressRefused(f"private address refused for {host} (--allow-private-crm allows it)")
-        return safe
+        internal = [r["host"] for r in results if is_internal(r["host"])]
+        if internal or not results:
+            raise AddressRefused(f"{host} resolves to the private address {internal[0] if internal else '?'} "
+                                 f"({ALLOW_HINT})")
+        return results
 
     async def close(self) -> None:
         await self._inner.close()

@@ -31,7 +31,8 @@ def check_url(v: str | None) -> str | None:
 
 class WebhookCreate(Model):
     type: WebhookType = "sipregs_error"
-    url: str = Field(..., description="http(s) URL the events are posted to")
+    url: str | None = Field(None, description="http(s) URL the events are posted to; left out (18.2 marks it "
+                                              "optional): the domain's CRM URL")
 
     _v_url = field_validator("url")(check_url)
 

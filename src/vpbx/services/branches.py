@@ -68,13 +68,25 @@ async def _check_domain(session: AsyncSession, domain: Domain, remote: str) -> N
         raise Invalid("domain", f"a connection to {remote} exists")
 
 
+def usable_key(key: str) -> bool:
+    """The key travels in the ``X-API-KEY`` header: printable ASCII only (HTTP cannot carry anything else)."""
+    return key.isascii() and key.isprintable()
+
+
+def _key(value: str) -> str:
+    key = value.strip()
+    if not usable_key(key):
+        raise Invalid("key", "printable ASCII characters only (it is sent as an HTTP header)")
+    return key
+
+
 async def create(session: AsyncSession, domain: Domain, data: BranchCreate, box: SecretBox,
                  now: datetime) -> Branch:
     if not domain.service_branch:
         raise Forbidden()
     await _check_domain(session, domain, data.domain)
     b = Branch(domain_id=domain.id, remote_domain=data.domain, name=data.name, url=data.url or None,
-               key_sealed=box.seal(data.key.get_secret_value().strip()), created_at=now,
+               key_sealed=box.seal(_key(data.key.get_secret_value())), created_at=now,
                search_text=search_text(data.name, data.domain))
     _reset(b)
     session.add(b)
@@ -92,7 +104,7 @@ async def update(session: AsyncSession, domain: Domain, remote_domain: str, data
     if data.url is not None and (data.url or None) != b.url:
         b.url, changed = data.url or None, True
     if data.key is not None:
-        key = data.key.get_secret_value().strip()
+        key = _key(data.key.get_secret_value())
         try:
             same_key = box.open(b.key_sealed) == key
         except InvalidToken:
@@ -210,6 +222,8 @@ async def fetch_directory(t: SyncTarget, *, private_ok: bool, transport: httpx.A
     """The other PBX's employees and departments, or a failure status with its reason. Never raises."""
     if not t.key:
         return SyncResult("invalid_key", "the stored key cannot be read (server secret changed): set it again")
+    if not usable_key(t.key):  # stored before keys were checked: it cannot be sent
+        return SyncResult("invalid_key", "the stored key is not printable ASCII: set it again")
     try:
         if transport is None:
             await _check_address(t.base_url, private_ok)

@@ -3,6 +3,9 @@
 The domain's numbers are the numbers feature's (``telnums``, 002 §9); each may be used for outgoing calls
 unless switched off here (``outgoing_telnums``, §13.2 ``enabled``). Every caller-ID setting must name a
 number that is the domain's and enabled; one that stops being so is skipped when calls choose.
+
+The company's main number (§13.3 ``main``) is the number flagged ``is_main_phone`` (§9.1): one setting, read and
+written through ``services.numbers`` (the settings row's ``callerid_main`` is no longer read).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpbx.domain.callerid import CallerIdConfig, CallerIdMode, RegionalCallerId, choose_caller_id
 from vpbx.domain.phone import InvalidNumber, normalize_number
 from vpbx.domain.regions import REGIONS, REGIONS_BY_ID, region_for_number
-from vpbx.services import settings
+from vpbx.services import numbers, settings
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as dir_repo
 from vpbx.store.repositories import settings as repo
@@ -69,9 +72,8 @@ def regions() -> list[dict[str, str]]:
 
 
 async def overview(session: AsyncSession, domain_id: int) -> dict[str, Any]:
-    row = await repo.domain_settings(session, domain_id)
     return {
-        "main": settings.setting(row, "callerid_main") or "",
+        "main": await numbers.main_phone(session, domain_id) or "",
         "users": [{"login": u.login, "name": u.name, "telnum": c.telnum}
                   for c, u in await repo.user_callerids(session, domain_id)],
         "groups": [{"id": g.group_id, "name": g.name, "telnum": c.telnum}
@@ -84,9 +86,7 @@ async def overview(session: AsyncSession, domain_id: int) -> dict[str, Any]:
 
 async def set_main(session: AsyncSession, domain_id: int, telnum: str) -> None:
     number = await _usable(session, domain_id, telnum)
-    row = await settings.for_update(session, domain_id)
-    row.callerid_main = number
-    await session.flush()
+    await numbers.set_main_phone(session, domain_id, number)
 
 
 async def set_user(session: AsyncSession, domain_id: int, login: str, telnum: str) -> None:
@@ -138,8 +138,7 @@ async def caller_id_config(session: AsyncSession, domain_id: int) -> CallerIdCon
     Entries naming a number that is no longer the domain's or no longer enabled are left out.
     """
     enabled = await enabled_numbers(session, domain_id)
-    row = await repo.domain_settings(session, domain_id)
-    main = settings.setting(row, "callerid_main")
+    main = await numbers.main_phone(session, domain_id)
     return CallerIdConfig(
         main=main if main in enabled else None,
         enabled=enabled,
@@ -154,8 +153,7 @@ async def caller_id_config(session: AsyncSession, domain_id: int) -> CallerIdCon
 async def home_region(session: AsyncSession, domain_id: int) -> int | None:
     """The domain's home region (direction ``LOCAL``): the region of its main number, else of the first of its
     enabled numbers that has one."""
-    row = await repo.domain_settings(session, domain_id)
-    main = settings.setting(row, "callerid_main")
+    main = await numbers.main_phone(session, domain_id)
     candidates = [main] if main else []
     candidates += sorted(await enabled_numbers(session, domain_id))
     for number in candidates:

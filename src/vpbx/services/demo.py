@@ -15,6 +15,7 @@ from vpbx.services import numbers as numbers_demo
 from vpbx.services import sims as sims_demo
 from vpbx.services.tenancy import CreatedDomain, create_domain
 from vpbx.store.tables import Domain
+from vpbx.telephony.sim import Auto
 
 DEMO_DOMAIN = "demo.vpbx.local"
 
@@ -37,6 +38,13 @@ DEPARTMENTS = [
     ("support", "Техподдержка", "705", "EVENLY", ["sergey", "anna", "user1"]),
     ("hr", "Отдел кадров", "706", "ALL", ["elena", "director"]),
 ]
+
+# The demo's phones (``vpbx serve``'s demo domain only, not stored: set at every start): every employee's phone
+# is registered and, when it rings, answers after ``after`` seconds ``share`` of the time (otherwise it rings on,
+# like a person away from the desk) and the employee hangs up after ``talk`` seconds.
+PHONE_ANSWER_SHARE = 0.8
+PHONE_AFTER = (3.0, 4.0, 5.0, 6.0, 7.0)  # seconds to pick up, by the employee's place in EMPLOYEES
+PHONE_TALK = (45.0, 60.0, 90.0)  # seconds of conversation, likewise
 
 DemoExtension = Callable[[AsyncSession, Domain, datetime], Awaitable[None]]
 DEMO_EXTENSIONS: list[DemoExtension] = []
@@ -62,3 +70,10 @@ async def populate(session: AsyncSession, domain: Domain, now: datetime) -> None
         await groups.create(session, domain, data, now, group_id=group_id)
     for extend in DEMO_EXTENSIONS:
         await extend(session, domain, now)
+
+
+def phone_behaviour(login: str) -> Auto:
+    """How a demo employee's phone behaves when it rings (any other login: like the first employee)."""
+    i = next((n for n, e in enumerate(EMPLOYEES) if e[0] == login), 0)
+    return Auto("answer", PHONE_AFTER[i % len(PHONE_AFTER)], PHONE_TALK[i % len(PHONE_TALK)],
+                share=PHONE_ANSWER_SHARE)

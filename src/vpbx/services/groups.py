@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vpbx.domain.extensions import next_free
 from vpbx.schemas.groups import GroupCreate, GroupUpdate, MembersChange, TimeoutIn
 from vpbx.services.errors import Invalid, NotFound
-from vpbx.services.users import search_text
+from vpbx.services.users import claim_ext, free_ext, search_text
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
@@ -111,6 +110,7 @@ def _search(group: Group) -> str:
 
 async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: datetime,
                  group_id: str | None = None) -> Group:
+    await repo.lock_domain(session, domain.id)
     if domain.limit_groups >= 0 and await repo.count_groups(session, domain.id) >= domain.limit_groups:
         raise Invalid("limits.groups", f"the domain's limit of {domain.limit_groups} departments is reached")
     if data.ext is not None:
@@ -118,7 +118,7 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
             raise Invalid("ext", f"extension {data.ext} is taken")
         ext = data.ext
     else:
-        ext = next_free(await repo.used_extensions(session, domain.id))
+        ext = await free_ext(session, domain.id, with_default_login=False)
     group = Group(
         domain_id=domain.id,
         group_id=group_id or f"g_{uuid.uuid4()}",
@@ -135,22 +135,22 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
     group.search_text = _search(group)
     session.add(group)
     await session.flush()
-    await repo.claim_ext(session, domain.id, ext, "group", group.id)
+    await claim_ext(session, domain.id, ext, "group", group.id)
     await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
     if data.users is not None:
         await _replace_members(session, domain.id, group, data)
     await session.flush()
-    await repo.bump_version(session, domain.id)
     return group
 
 
 async def update(session: AsyncSession, domain_id: int, group_id: str, data: GroupUpdate) -> Group:
+    await repo.lock_domain(session, domain_id)
     group = await get(session, domain_id, group_id)
     if data.ext is not None and data.ext != group.ext:
         if await repo.ext_owner(session, domain_id, data.ext) is not None:
             raise Invalid("ext", f"extension {data.ext} is taken")
-        await repo.release_ext(session, domain_id, group.ext)
-        await repo.claim_ext(session, domain_id, data.ext, "group", group.id)
+        await repo.release_ext(session, domain_id, group.ext, "group", group.id)
+        await claim_ext(session, domain_id, data.ext, "group", group.id)
         group.ext = data.ext
     for field in ("name", "call_order", "call_duration", "advanced", "queue_position"):
         value = getattr(data, field)
@@ -162,24 +162,24 @@ async def update(session: AsyncSession, domain_id: int, group_id: str, data: Gro
         await _replace_members(session, domain_id, group, data)
     group.search_text = _search(group)
     await session.flush()
-    await repo.bump_version(session, domain_id)
     return group
 
 
 async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
+    await repo.lock_domain(session, domain_id)
     group = await get(session, domain_id, group_id)
-    await repo.release_ext(session, domain_id, group.ext)
+    await repo.release_ext(session, domain_id, group.ext, "group", group.id)
     await repo.reset_timeouts_to(session, domain_id, group=group.group_id)
     from vpbx.services import numbers  # numbers' routes pointing at the department: redirected (§9)
 
     await numbers.release(session, domain_id, group=group.group_id)
     await session.delete(group)
     await session.flush()
-    await repo.bump_version(session, domain_id)
 
 
 async def change_members(session: AsyncSession, domain_id: int, group_id: str, change: MembersChange) -> None:
     """002 §8.6, all or nothing: every login is checked before anything changes."""
+    await repo.lock_domain(session, domain_id)
     group = await get(session, domain_id, group_id)
     names = [*change.add, *change.calls_disable, *change.remove]
     found = await repo.users_by_logins(session, domain_id, names)
@@ -220,4 +220,3 @@ async def change_members(session: AsyncSession, domain_id: int, group_id: str, c
     for pos, user_id in enumerate(order):
         by_user[user_id].position = pos
     await session.flush()
-    await repo.bump_version(session, domain_id)

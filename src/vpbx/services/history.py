@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vpbx.domain import history as rules
 from vpbx.domain.phone import digits_of
 from vpbx.services.errors import Invalid
+from vpbx.store.paging import MAX_INT
 from vpbx.store.reader import stream_encoded
 from vpbx.store.repositories.calls import (
     EXTERNAL_CSV_COLUMNS,
@@ -56,6 +57,8 @@ def _window(period: str | None, start: str | None, end: str | None, now: datetim
 def _limit(limit: int | None) -> int | None:
     if limit is not None and limit < 0:
         raise Invalid("limit", "must not be negative")
+    if limit is not None and limit > MAX_INT:
+        raise Invalid("limit", f"at most {MAX_INT}")
     return limit
 
 
@@ -160,6 +163,31 @@ def _engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
     return bind
 
 
+async def opened(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """``chunks`` once its query runs: the first chunk is read here, before the caller answers.
+
+    An export's failure (a value the store refuses, a lost database) thus raises before the first byte of the
+    response is sent: the client gets an error answer, never a 200 cut short."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        await chunks.aclose()
+        return _replay(None, chunks)
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return _replay(first, chunks)
+
+
+async def _replay(first: bytes | None, chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    async with aclosing(chunks):
+        if first is None:
+            return
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+
 async def _json_array(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
     yield b"["
     sep = b""
@@ -170,26 +198,27 @@ async def _json_array(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[byte
     yield b"]"
 
 
-def stream_external_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
-                        f: ExternalFilter) -> AsyncIterator[bytes]:
-    return stream_encoded(_engine(sessions), external_query(domain_id, f, EXTERNAL_CSV_COLUMNS),
-                          lambda rows: external_csv_chunk(rows, domain), CSV_CHUNK_ROWS)
+async def stream_external_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
+                              f: ExternalFilter) -> AsyncIterator[bytes]:
+    return await opened(stream_encoded(_engine(sessions), external_query(domain_id, f, EXTERNAL_CSV_COLUMNS),
+                                       lambda rows: external_csv_chunk(rows, domain), CSV_CHUNK_ROWS))
 
 
-def stream_external_json(sessions: async_sessionmaker[AsyncSession], domain_id: int, f: ExternalFilter,
-                         first_answered: bool, process_missed: bool) -> AsyncIterator[bytes]:
-    return _json_array(stream_encoded(
+async def stream_external_json(sessions: async_sessionmaker[AsyncSession], domain_id: int, f: ExternalFilter,
+                               first_answered: bool, process_missed: bool) -> AsyncIterator[bytes]:
+    return _json_array(await opened(stream_encoded(
         _engine(sessions), external_query(domain_id, f, EXTERNAL_EXPORT_COLUMNS),
-        lambda rows: external_json_chunk(rows, first_answered, process_missed), JSON_CHUNK_ROWS))
+        lambda rows: external_json_chunk(rows, first_answered, process_missed), JSON_CHUNK_ROWS)))
 
 
-def stream_inner_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
-                     f: InnerFilter) -> AsyncIterator[bytes]:
-    return stream_encoded(_engine(sessions), inner_query(domain_id, f, INNER_EXPORT_COLUMNS),
-                          lambda rows: inner_csv_chunk(rows, domain), CSV_CHUNK_ROWS)
+async def stream_inner_csv(sessions: async_sessionmaker[AsyncSession], domain_id: int, domain: str,
+                           f: InnerFilter) -> AsyncIterator[bytes]:
+    return await opened(stream_encoded(_engine(sessions), inner_query(domain_id, f, INNER_EXPORT_COLUMNS),
+                                       lambda rows: inner_csv_chunk(rows, domain), CSV_CHUNK_ROWS))
 
 
-def stream_inner_json(sessions: async_sessionmaker[AsyncSession], domain_id: int,
-                      f: InnerFilter) -> AsyncIterator[bytes]:
-    return _json_array(stream_encoded(_engine(sessions), inner_query(domain_id, f, INNER_EXPORT_COLUMNS),
-                                      inner_json_chunk, JSON_CHUNK_ROWS))
+async def stream_inner_json(sessions: async_sessionmaker[AsyncSession], domain_id: int,
+                            f: InnerFilter) -> AsyncIterator[bytes]:
+    return _json_array(await opened(stream_encoded(_engine(sessions), inner_query(domain_id, f,
+                                                                                  INNER_EXPORT_COLUMNS),
+                                                   inner_json_chunk, JSON_CHUNK_ROWS)))

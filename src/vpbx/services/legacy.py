@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.phone import InvalidNumber, normalize_number
+from vpbx.notify.payloads import DEFAULT_EDITION, Edition, edition_of
 from vpbx.security import key_hash, same
 from vpbx.services import users
 from vpbx.services.errors import Invalid, NotFound
@@ -30,6 +31,7 @@ class Caller:
     domain_name: str
     timezone: str
     user_map_enabled: bool
+    edition: Edition = DEFAULT_EDITION  # 000, or 004 (001/004): what makeCall answers
 
 
 async def caller(session: AsyncSession, token: str | None) -> Caller | None:
@@ -46,7 +48,14 @@ async def caller(session: AsyncSession, token: str | None) -> Caller | None:
         return None
     if not integration.enabled or integration.switched_off:
         return None
-    return Caller(domain.id, domain.name, domain.timezone, integration.user_map_enabled)
+    return Caller(domain.id, domain.name, domain.timezone, integration.user_map_enabled,
+                  edition_of(integration.legacy_edition))
+
+
+def make_call_answer(edition: Edition, callid: str) -> dict[str, str]:
+    """000 §5.3 answers the call's id as ``CallID``; the 001/004 edition's clients read ``uuid``. Each edition's
+    strict clients refuse the other's field, so the answer carries exactly one."""
+    return {"uuid": callid} if edition == "004" else {"CallID": callid}
 
 
 async def resolve_user(session: AsyncSession, who: Caller, value: str | None, *, direct_number: bool = False) -> User:

@@ -20,6 +20,7 @@ from vpbx.domain.schedule import (
     RouteReason,
     ScheduleError,
     SpecialDay,
+    WeeklySchedule,
     choose_route,
     dump_weekly,
     parse_custom_routes,
@@ -106,30 +107,41 @@ async def _names(session: AsyncSession, domain_id: int, rows: Iterable[Telnum]) 
             logins.update([t["user"]] if t.get("user") else [])
             group_ids.update([t["group"]] if t.get("group") else [])
             menu_names.update([t["ivr"]] if t.get("ivr") else [])
-    names = _Names(users=await repo.user_names(session, domain_id, sorted(logins)))
+    menus = await repo.menus(session, domain_id, sorted(menu_names))
+    for menu in menus.values():  # 9.6: a menu's buttons name their targets too
+        for item in menu.items:
+            logins.update([item["user"]] if item.get("user") else [])
+            group_ids.update([item["group"]] if item.get("group") else [])
+    names = _Names(users=await repo.user_names(session, domain_id, sorted(logins)), menus=menus)
     for gid in group_ids:
         group = await dir_repo.find_group(session, domain_id, gid)
         if group is not None:
             names.groups[gid] = group.name
-    names.menus = await repo.menus(session, domain_id, sorted(menu_names))
     return names
 
 
-def menu_out(menu: IvrMenu | None, name: str) -> dict[str, Any]:
+def menu_out(menu: IvrMenu | None, name: str, names: _Names | None = None) -> dict[str, Any]:
+    """A menu (9.6); with ``names``, each button's target carries its display name as routes do."""
     if menu is None:
         return {"name": name, "greeting": False, "greeting_custom": False, "items": []}
-    return {"name": menu.name, "greeting": menu.greeting, "greeting_custom": menu.greeting_custom,
-            "items": [dict(i) for i in menu.items]}
+    items = [dict(i) for i in menu.items] if names is None else [_named(i, names) for i in menu.items]
+    return {"name": menu.name, "greeting": menu.greeting, "greeting_custom": menu.greeting_custom, "items": items}
 
 
-def target_out(t: dict[str, Any], names: _Names) -> dict[str, Any]:
+def _named(t: dict[str, Any], names: _Names) -> dict[str, Any]:
+    """``t`` with ``user_name`` / ``group_name`` of the employee / department it names."""
     out = dict(t)
     if t.get("user"):
         out["user_name"] = names.users.get(t["user"], "")
     if t.get("group"):
         out["group_name"] = names.groups.get(t["group"], "")
+    return out
+
+
+def target_out(t: dict[str, Any], names: _Names) -> dict[str, Any]:
+    out = _named(t, names)
     if t.get("ivr"):
-        out["ivr"] = menu_out(names.menus.get(t["ivr"]), t["ivr"])
+        out["ivr"] = menu_out(names.menus.get(t["ivr"]), t["ivr"], names)
     return out
 
 
@@ -154,12 +166,14 @@ def telnum_out(row: Telnum, names: _Names) -> dict[str, Any]:
         out["group"] = row.route_group or ""
         out["group_name"] = names.groups.get(row.route_group or "", "")
     elif row.type == "ivr":
-        out["ivr"] = menu_out(names.menus.get(row.ivr_menu or ""), row.ivr_menu or "")
+        out["ivr"] = menu_out(names.menus.get(row.ivr_menu or ""), row.ivr_menu or "", names)
     elif row.type == "scheduler":
         out["work"] = target_out(row.work, names) if row.work else None
         out["other"] = target_out(row.other or OFFTIME, names)
         out["custom_routes"] = [custom_route_out(r, names) for r in row.custom_routes or []]
         out["schedule"] = copy.deepcopy(row.schedule or DEFAULT_SCHEDULE)
+    if row.type != "scheduler" and row.custom_routes:  # 9.7/9.8 on any number: shown as a scheduler's are
+        out["custom_routes"] = [custom_route_out(r, names) for r in row.custom_routes]
     out["route_group_id"] = ""
     out["route_group_name"] = ""
     return out
@@ -174,12 +188,15 @@ async def render(session: AsyncSession, domain_id: int, rows: list[Telnum]) -> l
 
 
 async def provision(session: AsyncSession, domain: Domain, number: str, now: datetime, *, name: str = "",
-                    location: str = "", main: bool = False, kind: str = "number") -> Telnum:
+                    location: str = "", main: bool = False, kind: str = "number", example: bool = False) -> Telnum:
     """Give the domain a number. It routes to the first employee (10.4's default) until the
-    company configures it; the domain's first number is its main number."""
+    company configures it; the domain's first number is its main number. A number belongs to one domain
+    in the whole server, except the documents' ``example`` numbers every demo company gets."""
     telnum = canonical(number)
     if await repo.find_telnum(session, domain.id, telnum) is not None:
         raise Invalid("telnum", f"the domain already has {telnum}")
+    if not example and await repo.number_holder(session, telnum) is not None:
+        raise Invalid("telnum", f"{telnum} belongs to another domain")
     first = await repo.first_user(session, domain.id)
     main = main or await repo.count_telnums(session, domain.id) == 0
     if main:
@@ -188,11 +205,24 @@ async def provision(session: AsyncSession, domain: Domain, number: str, now: dat
     row = Telnum(domain_id=domain.id, telnum=telnum, kind=kind, name=name, location=location, type="user",
                  greeting=False, greeting_custom=False, is_main_phone=main, disabled=False, crm="",
                  calltracking="", route_user=first.login if first else None, custom_routes=[],
-                 sim_company=False, autocaller=False, created_at=now)
+                 sim_company=False, autocaller=False, created_at=now, example=example)
     row.search_text = search_text_of(row)
-    session.add(row)
+    if not await repo.add_telnum(session, row):
+        raise Invalid("telnum", f"{telnum} belongs to another domain")
+    return row
+
+
+async def set_main_phone(session: AsyncSession, domain_id: int, telnum: str) -> Telnum:
+    """Make ``telnum`` the company's main number: 9.1's ``is_main_phone`` and 13.3's ``main`` are this one flag."""
+    row = await get(session, domain_id, telnum)
+    for other in await repo.all_telnums(session, domain_id):
+        other.is_main_phone = other.id == row.id
     await session.flush()
     return row
+
+
+async def main_phone(session: AsyncSession, domain_id: int) -> str | None:
+    return await repo.main_telnum(session, domain_id)
 
 
 # --- route editing (9.3) -------------------------------------------------------------------
@@ -362,6 +392,9 @@ async def _crm_option(resolver: _Resolver, option: str) -> str:
 
 async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Telnum:
     """9.3: validate everything first, then change the number (all or nothing)."""
+    # The domain's write turn first (services.users, groups take it too): the employees, departments and menus
+    # the route names cannot vanish before the commit, and two routes saving one inline menu do not collide.
+    await dir_repo.lock_domain(session, domain_id)
     row = await get(session, domain_id, telnum, lock=True)
     resolver = _Resolver(session, domain_id, _inline_menus(body))
     route_user = route_group = ivr_menu = None
@@ -462,17 +495,11 @@ def rule_out(route: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
             **{k: v for k, v in rule.items() if k != "id"}}
 
 
-async def _scheduler(session: AsyncSession, domain_id: int, telnum: str) -> Telnum:
-    row = await get(session, domain_id, telnum, lock=True)
-    if row.type != "scheduler":
-        raise Invalid("type", "extra intervals and special days need the number's route type 'scheduler' (9.3)")
-    return row
-
-
 async def save_rule(session: AsyncSession, domain_id: int, telnum: str, kind: str, body: IntervalIn | CalendarIn,
                     rule_id: str | None = None) -> dict[str, Any]:
-    """Add (``rule_id`` None) or replace an extra interval / special day; returns it with its route."""
-    row = await _scheduler(session, domain_id, telnum)
+    """Add (``rule_id`` None) or replace an extra interval / special day; returns it with its route. 9.7/9.8
+    state no precondition: any number takes them, whatever its route type (outside them, its own route)."""
+    row = await get(session, domain_id, telnum, lock=True)
     routes = copy.deepcopy(row.custom_routes or [])
     current: dict[str, Any] | None = None
     if rule_id is not None:
@@ -505,10 +532,13 @@ async def delete_rule(session: AsyncSession, domain_id: int, telnum: str, kind: 
 
 
 def time_config(row: Telnum) -> NumberTimeConfig:
-    """The pure rule's input (domain.schedule) from a number's stored configuration."""
+    """The pure rule's input (domain.schedule) from a number's stored configuration. A number of another type
+    than scheduler works around the clock on its own route ("work"), but for its extra intervals and special
+    days."""
     extras, specials = parse_custom_routes(row.custom_routes or [])
-    return NumberTimeConfig(weekly=parse_weekly(row.schedule or DEFAULT_SCHEDULE), work_route="work",
-                            other_route="other", extra_intervals=extras, special_days=specials)
+    weekly = parse_weekly(row.schedule or DEFAULT_SCHEDULE) if row.type == "scheduler" else WeeklySchedule.always()
+    return NumberTimeConfig(weekly=weekly, work_route="work", other_route="other", extra_intervals=extras,
+                            special_days=specials)
 
 
 @dataclass(frozen=True)
@@ -553,15 +583,18 @@ class RouteBook:
 
     row: Telnum
     menus: dict[str, IvrMenu]
-    time: NumberTimeConfig | None  # a scheduler's calendar; None: the number's own route at any time
-    fixed: NumberRoute | None
+    time: NumberTimeConfig | None  # the number's calendar; None: the number's own route at any time
+    fixed: NumberRoute | None  # another type's own route (outside its intervals and special days, if any)
 
     def at(self, moment: datetime, timezone: str) -> NumberRoute:
-        if self.fixed is not None:
+        if self.time is None or (self.fixed is not None and not self.time.extra_intervals
+                                 and not self.time.special_days):
+            assert self.fixed is not None
             return self.fixed
-        assert self.time is not None
         row, menus = self.row, self.menus
         choice = choose_route(self.time, moment, timezone)
+        if self.fixed is not None and choice.route_id == "work":
+            return self.fixed
         route_name = {"work": "work", "other": "other"}.get(choice.route_id)
         if choice.route_id == "work":
             chosen = row.work
@@ -570,7 +603,12 @@ class RouteBook:
         else:
             custom = next(r for r in row.custom_routes if r["id"] == choice.route_id)
             route_name = custom["name"]
-            chosen = custom if custom.get("type") else row.work  # a route without a target: the work route
+            if custom.get("type"):
+                chosen = custom
+            elif self.fixed is not None:  # a route without a target: the number's own route
+                return self.fixed
+            else:
+                chosen = row.work
         target = _target(chosen, menus)
         return NumberRoute(row.telnum, row.name, row.disabled, row.greeting or target.greeting, row.crm, target,
                            choice.reason, choice.route_id, route_name)
@@ -588,8 +626,9 @@ async def route_book(session: AsyncSession, domain_id: int, telnum: str) -> Rout
     menus = await repo.menus(session, domain_id)
     if row.type != "scheduler":
         stored = {"type": row.type, "user": row.route_user, "group": row.route_group, "ivr": row.ivr_menu}
-        return RouteBook(row, menus, None, NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm,
-                                                       _target(stored, menus), None))
+        return RouteBook(row, menus, time_config(row) if row.custom_routes else None,
+                         NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm,
+                                     _target(stored, menus), None))
     return RouteBook(row, menus, time_config(row), None)
 
 
@@ -664,11 +703,14 @@ async def release(session: AsyncSession, domain_id: int, *, user: str | None = N
 
 
 async def demo_numbers(session: AsyncSession, domain: Domain, now: datetime) -> None:
-    main = await provision(session, domain, "74951234567", now, name="Основной", location="Москва", main=True)
+    main = await provision(session, domain, "74951234567", now, name="Основной", location="Москва", main=True,
+                           example=True)
     await set_route(session, domain.id, main.telnum, TelnumRouteIn(type="group", group="sales", greeting=False))
-    admin = await provision(session, domain, "74957654321", now, name="Администратор", location="Москва")
+    admin = await provision(session, domain, "74957654321", now, name="Администратор", location="Москва",
+                            example=True)
     await set_route(session, domain.id, admin.telnum, TelnumRouteIn(type="user", user="admin", greeting=True))
-    spb = await provision(session, domain, "78121234567", now, name="Санкт-Петербург", location="Санкт-Петербург")
+    spb = await provision(session, domain, "78121234567", now, name="Санкт-Петербург", location="Санкт-Петербург",
+                          example=True)
     menu = IvrMenuIn(name="Главное меню", greeting=True, items=[
         MenuButtonIn(button="1", type="group", group="sales"),
         MenuButtonIn(button="2", type="group", group="support"),

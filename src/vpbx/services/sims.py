@@ -44,12 +44,14 @@ async def available(session: AsyncSession, domain_id: int) -> dict[str, Any]:
     return {"items": [{"telnum": p.telnum} for p in pool], "sms_confirmation": any(p.sms_confirmation for p in pool)}
 
 
-async def provision(session: AsyncSession, domain: Domain, number: str, *, sms_confirmation: bool = False) -> None:
+async def provision(session: AsyncSession, domain: Domain, number: str, *, sms_confirmation: bool = False,
+                    example: bool = False) -> None:
     """The operator makes a SIM card available to the domain (CLI ``vpbx sim-card add``)."""
     telnum = numbers.canonical(number)
     if await repo.pool_entry(session, domain.id, telnum) or await repo.find_telnum(session, domain.id, telnum):
         raise Invalid("telnum", f"the domain already has {telnum}")
-    session.add(SimPoolEntry(domain_id=domain.id, telnum=telnum, sms_confirmation=sms_confirmation))
+    session.add(SimPoolEntry(domain_id=domain.id, telnum=telnum, sms_confirmation=sms_confirmation,
+                             example=example))
     await session.flush()
 
 
@@ -108,7 +110,7 @@ async def add(session: AsyncSession, domain: Domain, data: SimAdd, now: datetime
     if entry is None:
         raise Invalid("telnum", f"{telnum} is not among the SIM cards available to add (10.3)")
     user = await _employee(session, domain.id, data.user, "user") if data.user else None
-    row = await numbers.provision(session, domain, telnum, now, kind="sim")
+    row = await numbers.provision(session, domain, telnum, now, kind="sim", example=entry.example)
     status = "send sms" if entry.sms_confirmation else "complete"
     await session.delete(entry)
     if user is not None:
@@ -154,10 +156,10 @@ async def delete(session: AsyncSession, domain_id: int, telnum: str) -> None:
     await _unassign(session, domain_id, row)
     await session.delete(row)
     await session.flush()
-    session.add(SimPoolEntry(domain_id=domain_id, telnum=row.telnum, sms_confirmation=False))
+    session.add(SimPoolEntry(domain_id=domain_id, telnum=row.telnum, sms_confirmation=False, example=row.example))
     await session.flush()
 
 
 async def demo_sims(session: AsyncSession, domain: Domain, now: datetime) -> None:
     for number in ("74952005060", "74954010121", "74957616794"):  # 10.3's example
-        await provision(session, domain, number)
+        await provision(session, domain, number, example=True)

@@ -11,10 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.rights import BUILTIN_ROLE_RIGHTS, is_valid_right
+from vpbx.notify.payloads import DEFAULT_EDITION, DIALECTS
+from vpbx.secrets_store import box_of, seal_value
 from vpbx.security import key_hash, new_key
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as dir_repo
 from vpbx.store.repositories import tenancy as repo
+from vpbx.store.repositories.outbox import resend_pending
 from vpbx.store.tables import ApiKey, CustomRole, Domain, Integration
 
 DOMAIN_COUNTERS: dict[str, Any] = {}  # name -> async fn(session, domain_id) -> int, for 12.1 limits
@@ -48,8 +51,8 @@ async def create_domain(session: AsyncSession, name: str, now: datetime, *, time
     await session.flush()
     legacy = legacy_token or str(uuid.uuid4())
     session.add(Integration(domain_id=domain.id, enabled=True, switched_off=False, crm_url="", crm_token="",
-                            legacy_token_hash=key_hash(legacy), dialect="form", lookup_timeout=2.0,
-                            user_map_enabled=False))
+                            legacy_token_hash=key_hash(legacy), dialect="form", legacy_edition=DEFAULT_EDITION,
+                            lookup_timeout=2.0, user_map_enabled=False))
     key = await create_key(session, domain, now, api_key=api_key, label="initial")
     return CreatedDomain(domain, key, legacy)
 
@@ -111,30 +114,51 @@ async def create_role(session: AsyncSession, domain: Domain, name: str, rights: 
 async def set_integration(session: AsyncSession, domain: Domain, *, crm_url: str | None = None,
                           crm_token: str | None = None, legacy_token: str | None = None,
                           dialect: str | None = None, enabled: bool | None = None,
-                          lookup_timeout: float | None = None, signing_secret: str | None = None) -> Integration:
+                          lookup_timeout: float | None = None, signing_secret: str | None = None,
+                          legacy_edition: str | None = None) -> Integration:
     integration = await repo.integration(session, domain.id)
     if crm_url is not None:
         if crm_url and not crm_url.startswith(("http://", "https://")):
             raise Invalid("crm_url", "the CRM URL must be http(s)")
         integration.crm_url = crm_url
     if crm_token is not None:
-        integration.crm_token = crm_token
+        integration.crm_token = seal_value(box_of(session), crm_token) or ""  # rests encrypted
     if legacy_token is not None:
         integration.legacy_token_hash = key_hash(legacy_token)
     if dialect is not None:
-        if dialect not in ("form", "json", "legacy"):
+        if dialect not in DIALECTS:
             raise Invalid("dialect", "form, json or legacy")
         integration.dialect = dialect
+    if legacy_edition is not None:
+        integration.legacy_edition = check_edition(legacy_edition)
     if enabled is not None:
         integration.enabled = enabled
-        if enabled:
-            integration.switched_off = False  # the operator turned it back on
+        if enabled and integration.switched_off:
+            integration.switched_off = False  # the operator turned it back on: what waited goes now, in order
+            await resend_pending(session, domain.id)
     if lookup_timeout is not None:
         integration.lookup_timeout = lookup_timeout
     if signing_secret is not None:
-        integration.signing_secret = signing_secret or None
+        integration.signing_secret = seal_value(box_of(session), signing_secret or None)
     await session.flush()
     return integration
+
+
+LEGACY_EDITIONS = ("000", "001", "004")
+
+
+def check_edition(value: str) -> str:
+    """The legacy edition as stored: ``000`` or ``004`` (001 is 004's shorter edition, served alike)."""
+    text = value.strip()
+    if text not in LEGACY_EDITIONS:
+        raise Invalid("legacy_edition", "000, 001 or 004")
+    return "004" if text == "001" else text
+
+
+def integration_out(integration: Integration) -> dict[str, Any]:
+    """The integration as the operator and the API extension show it: never its secrets."""
+    return {"enabled": integration.enabled and not integration.switched_off, "crm_url": integration.crm_url,
+            "dialect": integration.dialect, "legacy_edition": integration.legacy_edition or DEFAULT_EDITION}
 
 
 async def domain_params(session: AsyncSession, domain: Domain, now: datetime) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vpbx.domain.extensions import next_free
 from vpbx.domain.rights import BUILTIN_ROLES
 from vpbx.schemas.users import UserCreate, UserUpdate
-from vpbx.security import hash_password, new_password
+from vpbx.security import generated_password_hash_async, hash_password_async
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import CustomRole, Domain, Group, User
@@ -71,6 +71,21 @@ async def _check_ext_free(session: AsyncSession, domain_id: int, ext: str) -> No
         raise Invalid("ext", f"extension {ext} is taken")
 
 
+async def claim_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, owner_id: int) -> None:
+    """Take ``ext`` in the domain's one namespace of extensions (employees and departments): the database's
+    key decides; a conflict is the client's 400."""
+    try:
+        await repo.claim_ext(session, domain_id, ext, kind, owner_id)
+    except repo.ExtensionTaken:
+        raise Invalid("ext", f"extension {ext} is taken") from None
+
+
+async def free_ext(session: AsyncSession, domain_id: int, *, with_default_login: bool) -> str:
+    """The extension 002 §6.3 chooses "from the free ones"; for an employee without a login, one whose default
+    login ``u<ext>`` is free too (an employee whose extension changed keeps their old login)."""
+    return next_free(await repo.used_extensions(session, domain_id, with_default_logins=with_default_login))
+
+
 def _apply_redirect(user: User, data: UserUpdate) -> None:
     if data.mobile_redirect is None:
         return
@@ -82,6 +97,10 @@ def _apply_redirect(user: User, data: UserUpdate) -> None:
 
 
 async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: datetime) -> User:
+    # Hashed in the hashing pool (off the event loop) before this write takes the domain's turn: other writers of
+    # the domain never wait for a hash.
+    password_hash = await (hash_password_async(data.password) if data.password else generated_password_hash_async())
+    await repo.lock_domain(session, domain.id)
     if domain.limit_users >= 0 and await repo.count_users(session, domain.id) >= domain.limit_users:
         raise Invalid("limits.users", f"the domain's limit of {domain.limit_users} employees is reached")
     role = data.role or "user"
@@ -90,9 +109,10 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
         await _check_ext_free(session, domain.id, data.ext)
         ext = data.ext
     else:
-        ext = next_free(await repo.used_extensions(session, domain.id))
+        ext = await free_ext(session, domain.id, with_default_login=data.login is None)
     login = data.login or f"u{ext}"
-    if await repo.login_taken(session, domain.id, login):
+    # A default login of an extension chosen here is free (free_ext made sure, in this write turn).
+    if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
         raise Invalid("login", f"login '{login}' is taken")
     user = User(
         domain_id=domain.id,
@@ -104,7 +124,7 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
         telnum="",
         role=role,
         mobile=data.mobile or "",
-        password_hash=hash_password(data.password or new_password()),
+        password_hash=password_hash,
         created_at=now,
         mobile_redirect_enabled=False,
         mobile_redirect_forward=False,
@@ -116,20 +136,21 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
     user.search_text = user_search_text(user)
     session.add(user)
     await session.flush()
-    await repo.claim_ext(session, domain.id, ext, "user", user.id)
-    await repo.bump_version(session, domain.id)
+    await claim_ext(session, domain.id, ext, "user", user.id)
     return user
 
 
 async def update(session: AsyncSession, domain_id: int, login: str, data: UserUpdate) -> User:
+    password_hash = await hash_password_async(data.password) if data.password is not None else None
+    await repo.lock_domain(session, domain_id)
     user = await get(session, domain_id, login)
     if data.role is not None:
         await _check_role(session, domain_id, data.role)
         user.role = data.role
     if data.ext is not None and data.ext != user.ext:
         await _check_ext_free(session, domain_id, data.ext)
-        await repo.release_ext(session, domain_id, user.ext)
-        await repo.claim_ext(session, domain_id, data.ext, "user", user.id)
+        await repo.release_ext(session, domain_id, user.ext, "user", user.id)
+        await claim_ext(session, domain_id, data.ext, "user", user.id)
         user.ext = data.ext
     for field in ("name", "position", "email", "mobile"):
         value = getattr(data, field)
@@ -137,25 +158,24 @@ async def update(session: AsyncSession, domain_id: int, login: str, data: UserUp
             setattr(user, field, value)
     if data.mobile == "" and user.mobile_redirect_enabled and data.mobile_redirect is None:
         raise Invalid("mobile", "mobile redirect is on: switch it off before removing the mobile number")
-    if data.password is not None:
-        user.password_hash = hash_password(data.password)
+    if password_hash is not None:
+        user.password_hash = password_hash
     _apply_redirect(user, data)
     user.search_text = user_search_text(user)
     await session.flush()
-    await repo.bump_version(session, domain_id)
     return user
 
 
 async def delete(session: AsyncSession, domain_id: int, login: str) -> None:
+    await repo.lock_domain(session, domain_id)
     user = await get(session, domain_id, login)
-    await repo.release_ext(session, domain_id, user.ext)
+    await repo.release_ext(session, domain_id, user.ext, "user", user.id)
     await repo.reset_timeouts_to(session, domain_id, user=user.login)
     from vpbx.services import numbers  # numbers' routes/SIMs pointing at the employee: redirected (§9-10)
 
     await numbers.release(session, domain_id, user=user.login)
     await session.delete(user)  # memberships go with it (ON DELETE CASCADE)
     await session.flush()
-    await repo.bump_version(session, domain_id)
 
 
 async def groups(session: AsyncSession, domain_id: int, login: str) -> list[dict[str, str]]:
@@ -186,6 +206,7 @@ async def subscription(session: AsyncSession, domain_id: int, login: str, group_
 
 async def set_subscription(session: AsyncSession, domain_id: int, login: str, group_id: str | None,
                            enabled: bool) -> None:
+    await repo.lock_domain(session, domain_id)
     user = await get(session, domain_id, login)
     if group_id is None:
         await repo.set_calls_enable(session, user.id, enabled)
@@ -193,10 +214,22 @@ async def set_subscription(session: AsyncSession, domain_id: int, login: str, gr
         group = await _group(session, domain_id, group_id)
         if not await repo.set_calls_enable(session, user.id, enabled, group.id):
             raise NotFound("membership")
-    await repo.bump_version(session, domain_id)
 
 
 async def set_dnd(session: AsyncSession, domain_id: int, login: str, on: bool) -> None:
     user = await get(session, domain_id, login)
     user.dnd = on
     await session.flush()
+
+
+async def authenticate(session: AsyncSession, domain_id: int, login: str, password: str) -> User | None:
+    """The employee whose password this is (the web cabinet's sign-in), or None. The hash is memory-hard, so it
+    is checked in a thread, off the event loop."""
+    import asyncio
+
+    from vpbx.security import check_password
+
+    user = await repo.find_user(session, domain_id, login)
+    if user is None or not password:
+        return None
+    return user if await asyncio.to_thread(check_password, password, user.password_hash) else None

@@ -27,9 +27,16 @@ def free_port() -> int:
         return port
 
 
+# A test server's defaults where its settings leave them unset: its CRMs are loopback receivers (the SSRF
+# guard would refuse them), and one test session's deliberate wrong keys all come from 127.0.0.1 (the
+# failed-login limit would lock the suite out). Tests of those guards set them explicitly.
+TEST_DEFAULTS = {"allow_private_crm": True, "auth_fail_limit": 1_000_000}
+
+
 class ServerThread:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings.model_copy(update={"port": settings.port or free_port()})
+        unset = {k: v for k, v in TEST_DEFAULTS.items() if k not in settings.model_fields_set}
+        self.settings = settings.model_copy(update={"port": settings.port or free_port(), **unset})
         self.runtime: Runtime = build_runtime(self.settings)
         self.app = create_app(self.settings, runtime=self.runtime)
         self.loop = asyncio.new_event_loop()
@@ -41,6 +48,13 @@ class ServerThread:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def operator_key(self) -> str:
+        """The server operator's key (``X-OPERATOR-KEY``): moves the shared virtual clock."""
+        from vpbx.secrets_store import operator_key
+
+        return operator_key(self.settings)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -103,5 +117,29 @@ def create_tenant(server: ServerThread, *, demo_data: bool = True, timezone: str
             return created
 
     created = server.call(work())
-    client = httpx.Client(base_url=server.url, headers={"X-API-KEY": created.api_key}, timeout=30)
+    # The fixtures play the operator too (they move the shared virtual clock); a tenant's own key alone
+    # cannot (tests/reliability/test_clock_tenancy.py).
+    client = httpx.Client(base_url=server.url, headers={"X-API-KEY": created.api_key,
+                                                        "X-OPERATOR-KEY": server.operator_key}, timeout=30)
     return Tenant(domain_name, created.api_key, created.legacy_token, client)
+
+
+def retire_tenant(server: ServerThread, tenant: Tenant) -> None:
+    """A test's tenant when the test ends: its integration off, so the server stops delivering to (and probing)
+    a CRM receiver that is gone with the test; then its client closed."""
+    from vpbx.services import tenancy
+    from vpbx.services.errors import NotFound
+
+    async def work() -> None:
+        async with server.runtime.sessions() as session:
+            try:
+                domain = await tenancy.get_domain(session, tenant.name)
+            except NotFound:  # the test deleted it
+                return
+            await tenancy.set_integration(session, domain, enabled=False)
+            await session.commit()
+
+    try:
+        server.call(work())
+    finally:
+        tenant.client.close()

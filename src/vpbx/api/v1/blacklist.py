@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
@@ -25,11 +26,9 @@ TelnumsParam = Query(None, description="A number or mask to delete; repeat the p
 async def list_blacklist(
     with_: Literal["statistics"] | None = WithParam,
     principal: Principal = Depends(require("blacklist.get")),
-    session: AsyncSession = Depends(get_session),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    items = await blacklist.listing(session, principal.domain_id, runtime.clock.now(), with_ == "statistics")
-    return json_response(items)
+    return json_response(await reads.blacklist_list(runtime, principal.domain_id, with_ == "statistics"))
 
 
 @router.post("/blacklist/telnums", status_code=204, summary="11.2 Добавление номеров")
@@ -59,9 +58,9 @@ async def delete_numbers(
             summary="11.4 Состояние опции блокировки звонков с анонимных номеров")
 async def get_block_anonymous(
     principal: Principal = Depends(require("blacklist.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    return json_response({"state": await blacklist.block_anonymous(session, principal.domain_id)})
+    return json_response(await reads.block_anonymous(runtime, principal.domain_id))
 
 
 async def _set(session: AsyncSession, principal: Principal, on: bool) -> Response:

@@ -6,9 +6,11 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vpbx.api.auth import Principal, require
+from vpbx.api import reads
+from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
+from vpbx.runtime import Runtime
 from vpbx.schemas.callerids import (
     CallerIdsOut,
     GroupCallerIdSet,
@@ -28,17 +30,17 @@ ModeParam = Query("all", description="Used for calls to all, mobile or fixed num
 @router.get("/caller-ids", response_model=CallerIdsOut, summary="13.1 Настройки исходящих номеров")
 async def overview(
     principal: Principal = Depends(require("callerids.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    return json_response(await callerids.overview(session, principal.domain_id))
+    return json_response(await reads.callerids_overview(runtime, principal.domain_id))
 
 
 @router.get("/caller-ids/telnums", response_model=list[TelnumOut], summary="13.2 Список номеров")
 async def telnums(
     principal: Principal = Depends(require("callerids.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    return json_response(await callerids.telnums(session, principal.domain_id))
+    return json_response(await reads.callerids_telnums(runtime, principal.domain_id))
 
 
 @router.post("/caller-ids/main", status_code=204, summary="13.3 Основной номер компании")
@@ -124,5 +126,6 @@ async def remove_region(
 
 
 @router.get("/caller-ids/regions", response_model=list[RegionOut], summary="13.5 Получение списка регионов")
-async def regions(principal: Principal = Depends(require("callerids.get"))) -> Response:
-    return json_response(callerids.regions())
+async def regions(principal: Principal = Depends(require("callerids.get")),
+                  runtime: Runtime = Depends(get_runtime)) -> Response:
+    return json_response(await reads.callerids_regions(runtime))

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.errors import ERROR_RESPONSES
-from vpbx.api.pagination import Page, envelope, page_params
+from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
 from vpbx.runtime import Runtime
 from vpbx.schemas.groups import GroupCreate, GroupList, GroupOut, GroupUpdate, MembersChange
 from vpbx.services import groups, tenancy
-from vpbx.store.repositories import directory as repo
 
 router = APIRouter(tags=["8. Отделы"], responses=ERROR_RESPONSES)
 
@@ -23,20 +23,18 @@ router = APIRouter(tags=["8. Отделы"], responses=ERROR_RESPONSES)
 async def list_groups(
     page: Page = Depends(page_params),
     principal: Principal = Depends(require("groups.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    rows, total = await repo.list_groups(session, principal.domain_id, page)
-    return json_response(envelope(await groups.render(session, rows), page, total))
+    return json_response(await reads.groups_list(runtime, principal.domain_id, page))
 
 
 @router.get("/groups/{groupId}", response_model=GroupOut, summary="8.2 Получение отдела")
 async def get_group(
     groupId: str,
     principal: Principal = Depends(require("groups.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    group = await groups.get(session, principal.domain_id, groupId)
-    return json_response((await groups.render(session, [group]))[0])
+    return json_response(await reads.group_one(runtime, principal.domain_id, groupId))
 
 
 @router.post("/groups", response_model=GroupOut, summary="8.3 Добавление отдела")

@@ -8,9 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
 from vpbx.api.auth import Principal, get_runtime, require
+from vpbx.api.pagination import MAX_INT
 from vpbx.runtime import Runtime
 from vpbx.services import history
 
+# Each export validates its filter and runs its query (``history.opened``) before answering: once the 200 is sent,
+# the rows only stream, so an error is an ordinary 400/500 answer and never a body cut short.
 router = APIRouter(tags=["4. История звонков"])
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -20,7 +23,7 @@ StartParam = Query(None, description="Start of the period, UTC: YYYYmmddTHHMMSSZ
 EndParam = Query(None, description="End of the period (inclusive), UTC, same formats")
 PeriodParam = Query(None, description="today, yesterday, this_week, last_week, this_month, last_month "
                                       "(in the domain's timezone); wins over start/end (4.5)")
-LimitParam = Query(None, ge=0, description="At most this many records, newest first")
+LimitParam = Query(None, ge=0, le=MAX_INT, description="At most this many records, newest first")
 UserParam = Query(None, description="Employee login")
 ExternalType = Query(None, description="all, in, out or missed")
 InnerType = Query(None, description="all, success or noanswer")
@@ -55,7 +58,7 @@ async def external_csv(
 ) -> StreamingResponse:
     f = _external_filter(request, runtime, principal, period=period, start=start, end=end, type=type,
                          limit=limit, user=user, diversion=diversion, client=client)
-    body = history.stream_external_csv(runtime.sessions, principal.domain_id, principal.domain_name, f)
+    body = await history.stream_external_csv(runtime.sessions, principal.domain_id, principal.domain_name, f)
     return StreamingResponse(body, media_type=CSV_TYPE)
 
 
@@ -79,8 +82,8 @@ async def external_json(
 ) -> StreamingResponse:
     f = _external_filter(request, runtime, principal, period=period, start=start, end=end, type=type,
                          limit=limit, user=user, diversion=diversion, client=client)
-    body = history.stream_external_json(runtime.sessions, principal.domain_id, f, first_answered,
-                                        process_missed)
+    body = await history.stream_external_json(runtime.sessions, principal.domain_id, f, first_answered,
+                                              process_missed)
     return StreamingResponse(body, media_type=JSON_TYPE)
 
 
@@ -102,7 +105,7 @@ async def inner_csv(
     runtime: Runtime = Depends(get_runtime),
 ) -> StreamingResponse:
     f = _inner_filter(runtime, principal, period=period, start=start, end=end, type=type, limit=limit, user=user)
-    body = history.stream_inner_csv(runtime.sessions, principal.domain_id, principal.domain_name, f)
+    body = await history.stream_inner_csv(runtime.sessions, principal.domain_id, principal.domain_name, f)
     return StreamingResponse(body, media_type=CSV_TYPE)
 
 
@@ -118,5 +121,5 @@ async def inner_json(
     runtime: Runtime = Depends(get_runtime),
 ) -> StreamingResponse:
     f = _inner_filter(runtime, principal, period=period, start=start, end=end, type=type, limit=limit, user=user)
-    body = history.stream_inner_json(runtime.sessions, principal.domain_id, f)
+    body = await history.stream_inner_json(runtime.sessions, principal.domain_id, f)
     return StreamingResponse(body, media_type=JSON_TYPE)

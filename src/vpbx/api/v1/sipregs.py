@@ -6,16 +6,16 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.errors import validation_error
-from vpbx.api.pagination import Page, envelope, page_params
+from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
 from vpbx.runtime import Runtime
 from vpbx.schemas.sipregs import SipRegCreate, SipRegList, SipRegOut, SipRegUpdate, check_telnum
 from vpbx.secrets_store import SecretBox, box_for
 from vpbx.services import sipregs, tenancy
-from vpbx.store.repositories import trunks as repo
 
 router = APIRouter(tags=["15. SIP-регистрации"])
 
@@ -36,22 +36,18 @@ def path_telnum(telnum: str) -> str:
 async def list_sipregs(
     page: Page = Depends(page_params),
     principal: Principal = Depends(require("local_gw.get")),
-    session: AsyncSession = Depends(get_session),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    rows, total = await repo.list_sipregs(session, principal.domain_id, page)
-    return json_response(envelope([sipregs.sipreg_out(r, runtime.telephony) for r in rows], page, total))
+    return json_response(await reads.sipregs_list(runtime, principal.domain_id, page))
 
 
 @router.get("/sip-registrations/{telnum}", response_model=SipRegOut, summary="15.2 Параметры SIP-регистрации")
 async def get_sipreg(
     telnum: str,
     principal: Principal = Depends(require("local_gw.get")),
-    session: AsyncSession = Depends(get_session),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    reg = await sipregs.get(session, principal.domain_id, path_telnum(telnum))
-    return json_response(sipregs.sipreg_out(reg, runtime.telephony))
+    return json_response(await reads.sipreg_one(runtime, principal.domain_id, path_telnum(telnum)))
 
 
 @router.post("/sip-registrations", response_model=SipRegOut, summary="15.3 Добавление SIP-регистрации")

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from vpbx.api.auth import Principal, require
+from vpbx.api import reads
+from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
-from vpbx.api.pagination import Page, envelope, page_params
+from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.runtime import Runtime
 from vpbx.schemas.numbers import CalendarIn, CalendarOut, IntervalIn, IntervalOut, TelnumList, TelnumOut, TelnumRouteIn
 from vpbx.services import numbers
-from vpbx.store.repositories import numbers as repo
 
 router = APIRouter(tags=["9. Номера"])
 
@@ -21,20 +22,18 @@ router = APIRouter(tags=["9. Номера"])
 async def list_telnums(
     page: Page = Depends(page_params),
     principal: Principal = Depends(require("telnums.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    rows, total = await repo.list_telnums(session, principal.domain_id, page)
-    return json_response(envelope(await numbers.render(session, principal.domain_id, rows), page, total))
+    return json_response(await reads.telnums_list(runtime, principal.domain_id, page))
 
 
 @router.get("/telnums/{telnum}", response_model=TelnumOut, summary="9.2 Получение номера")
 async def get_telnum(
     telnum: str,
     principal: Principal = Depends(require("telnums.get")),
-    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    row = await numbers.get(session, principal.domain_id, telnum)
-    return json_response((await numbers.render(session, principal.domain_id, [row]))[0])
+    return json_response(await reads.telnum_one(runtime, principal.domain_id, telnum))
 
 
 @router.post("/telnums/{telnum}", response_model=TelnumOut, summary="9.3 Редактирование маршрута номера")

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.errors import ERROR_RESPONSES
-from vpbx.api.pagination import Page, envelope, page_params
+from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
 from vpbx.runtime import Runtime
 from vpbx.schemas.common import State
 from vpbx.schemas.users import UserCreate, UserGroup, UserList, UserOut, UserUpdate
 from vpbx.services import tenancy, users
-from vpbx.services.errors import NotFound
-from vpbx.store.repositories import directory as repo
 
 router = APIRouter(tags=["6. Сотрудники"], responses=ERROR_RESPONSES)
 WithParam = Query(None, alias="with", description="`status`: add each employee's registration status")
@@ -39,20 +37,7 @@ async def list_users(
     principal: Principal = Depends(require("users.get")),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    return json_response(await list_body(runtime, principal, page, with_))
-
-
-async def list_body(runtime: Runtime, principal: Principal, page: Page, with_: str | None) -> bytes:
-    """6.1 as bytes. Without ``with=status`` it depends on the store alone, so it is cached."""
-
-    async def build() -> bytes:
-        rows, total = await repo.list_users(runtime.reader, principal.domain_id, page)
-        items = [users.user_out(u, _status(runtime, principal, u.login, with_)) for u in rows]
-        return orjson.dumps(envelope(items, page, total))
-
-    if with_ == "status":
-        return await build()
-    return await runtime.reader.cached(("users", principal.domain_id, page), build)
+    return json_response(await reads.users_list(runtime, principal.domain_id, page, with_))
 
 
 @router.get("/users/{login}", response_model=UserOut, summary="6.2 Получение сотрудника")
@@ -62,10 +47,7 @@ async def get_user(
     principal: Principal = Depends(require("users.get")),
     runtime: Runtime = Depends(get_runtime),
 ) -> Response:
-    user = await repo.read_user(runtime.reader, principal.domain_id, login)
-    if user is None:
-        raise NotFound("user")
-    return json_response(users.user_out(user, _status(runtime, principal, user.login, with_)))
+    return json_response(await reads.user_one(runtime, principal.domain_id, login, with_))
 
 
 @router.post("/users", response_model=UserOut, summary="6.3 Добавление сотрудника")

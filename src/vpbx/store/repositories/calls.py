@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, String, and_, case, func, or_, select, update
+from sqlalchemy import Select, String, Table, and_, bindparam, case, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from vpbx.store.tables import CallRecord, InnerCallRecord
+from vpbx.store.tables.calls import LiveBeat, LiveCall
 
 # Columns the exports read, in this order (a row tuple, no ORM objects: exports stay cheap).
 EXTERNAL_COLUMNS: tuple[Any, ...] = (
@@ -141,3 +143,87 @@ async def mark_missed(session: AsyncSession, domain_id: int, client: str, status
                     CallRecord.missed_status.in_(pending)))
         .values(missed_status=status)
     )
+
+
+async def unsettled_missed(session: AsyncSession, pairs: Sequence[tuple[int, str]],
+                           chunk: int = 400) -> dict[tuple[int, str, int], datetime]:
+    """Of the (domain, client) ``pairs``, the missed incoming calls a later call may settle (4.2 missedStatus 3
+    "not called back" and 4 "not reached"): the earliest start of each (domain, client, status)."""
+    out: dict[tuple[int, str, int], datetime] = {}
+    unique = sorted(set(pairs))
+    h = CallRecord
+    for i in range(0, len(unique), chunk):
+        part = unique[i:i + chunk]
+        rows = await session.execute(
+            select(h.domain_id, h.client, h.missed_status, func.min(h.start))
+            .where(tuple_(h.domain_id, h.client).in_(part), h.missed_status.between(3, 4), h.type == "in")
+            .group_by(h.domain_id, h.client, h.missed_status))
+        for domain_id, client, status, first in rows:
+            if status is not None:  # the WHERE leaves none; the column is nullable
+                out[(domain_id, client, status)] = first
+    return out
+
+
+# --- live calls (the engine's durable state; ``engine.recovery`` ends what a crash left) -----------------
+
+_LIVE = cast(Table, LiveCall.__table__)
+_BEATS = cast(Table, LiveBeat.__table__)
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    callid: str
+    seen_at: datetime
+    state: str
+
+
+def _upsert(session: AsyncSession, table: Table) -> Any:
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE`` in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+    changed = {c.name: stmt.excluded[c.name] for c in table.columns if not c.primary_key}
+    return stmt.on_conflict_do_update(index_elements=list(table.primary_key.columns), set_=changed)
+
+
+async def save_live(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write (or overwrite) live calls: ``callid``, ``domain_id``, ``started``, ``seen_at``, ``state``."""
+    if rows:
+        await session.execute(_upsert(session, _LIVE), list(rows))
+
+
+async def drop_live(session: AsyncSession, callids: Sequence[str]) -> None:
+    """Forget finished calls (their history row is written in the same transaction)."""
+    if callids:
+        await session.execute(delete(_LIVE).where(_LIVE.c.callid == bindparam("c")), [{"c": c} for c in callids])
+
+
+async def claim_live(session: AsyncSession, callids: Sequence[str]) -> set[str]:
+    """Delete these live calls and return those this transaction deleted: a concurrent recovery of the same calls
+    waits on the rows and then finds them gone, so each call is ended by exactly one transaction."""
+    if not callids:
+        return set()
+    result = await session.execute(delete(_LIVE).where(_LIVE.c.callid.in_(list(callids))).returning(_LIVE.c.callid))
+    return set(result.scalars())
+
+
+async def beat(session: AsyncSession, domain_ids: Sequence[int], at: datetime) -> None:
+    """The engine wrote for these domains at ``at``: their live calls were going then."""
+    if domain_ids:
+        await session.execute(_upsert(session, _BEATS), [{"domain_id": d, "at": at} for d in sorted(domain_ids)])
+
+
+async def live_domains(session: AsyncSession) -> list[int]:
+    return list((await session.scalars(select(_LIVE.c.domain_id).distinct())).all())
+
+
+async def live_calls(session: AsyncSession, domain_id: int, limit: int | None = None) -> list[LiveRow]:
+    stmt = select(_LIVE.c.callid, _LIVE.c.seen_at, _LIVE.c.state).where(
+        _LIVE.c.domain_id == domain_id).order_by(_LIVE.c.started, _LIVE.c.callid)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [LiveRow(r.callid, r.seen_at, r.state) for r in (await session.execute(stmt)).all()]
+
+
+async def last_beat(session: AsyncSession, domain_id: int) -> datetime | None:
+    value: datetime | None = await session.scalar(select(_BEATS.c.at).where(_BEATS.c.domain_id == domain_id))
+    return value

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, delete, false, func, or_, select, update
+from sqlalchemy import Row, Select, delete, false, func, insert, or_, select, union_all, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.store.paging import Page
@@ -119,21 +120,37 @@ async def read_user(reader: Reader, domain_id: int, login_or_ext: str) -> Row[An
 
 # --- extensions ----------------------------------------------------------------------------
 
-async def used_extensions(session: AsyncSession, domain_id: int) -> set[str]:
-    return set((await session.scalars(select(Extension.ext).where(Extension.domain_id == domain_id))).all())
+async def used_extensions(session: AsyncSession, domain_id: int, *, with_default_logins: bool = False) -> set[str]:
+    """Extensions in use; with ``with_default_logins`` also those whose default login ``u<ext>`` (002 §6.3)
+    an employee has (one statement: it runs inside the domain's write turn)."""
+    stmt: Any = select(Extension.ext).where(Extension.domain_id == domain_id)
+    if with_default_logins:
+        stmt = union_all(stmt, select(func.substr(User.login, 2)).where(User.domain_id == domain_id,
+                                                                        User.login.startswith("u")))
+    return set((await session.scalars(stmt)).all())
 
 
 async def ext_owner(session: AsyncSession, domain_id: int, ext: str) -> Extension | None:
     return await session.get(Extension, (domain_id, ext))
 
 
+class ExtensionTaken(Exception):
+    """The extensions table's key refused a claim: the transaction is spoilt and must be rolled back."""
+
+
 async def claim_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, owner_id: int) -> None:
-    session.add(Extension(domain_id=domain_id, ext=ext, owner_kind=kind, owner_id=owner_id))
-    await session.flush()
+    """Take ``ext`` for an employee or department: the table's primary key is the domain's one namespace."""
+    try:
+        await session.execute(insert(Extension).values(domain_id=domain_id, ext=ext, owner_kind=kind,
+                                                       owner_id=owner_id))
+    except IntegrityError:
+        raise ExtensionTaken(ext) from None
 
 
-async def release_ext(session: AsyncSession, domain_id: int, ext: str) -> None:
-    await session.execute(delete(Extension).where(Extension.domain_id == domain_id, Extension.ext == ext))
+async def release_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, owner_id: int) -> None:
+    """Give ``ext`` back, only if this owner holds it."""
+    await session.execute(delete(Extension).where(Extension.domain_id == domain_id, Extension.ext == ext,
+                                                  Extension.owner_kind == kind, Extension.owner_id == owner_id))
 
 
 # --- departments ---------------------------------------------------------------------------
@@ -203,3 +220,11 @@ async def reset_timeouts_to(session: AsyncSession, domain_id: int, *, user: str 
 
 async def bump_version(session: AsyncSession, domain_id: int) -> None:
     await session.execute(update(Domain).where(Domain.id == domain_id).values(version=Domain.version + 1))
+
+
+async def lock_domain(session: AsyncSession, domain_id: int) -> None:
+    """Begin a configuration write of the domain: its first statement takes the domain's row (and moves its
+    version), so writes of one domain run one at a time on both backends and every check made after this
+    holds until the commit (a free extension, a login, a limit, a department's members). On SQLite it is
+    also the statement that makes the transaction a writer: reads before it held no snapshot."""
+    await bump_version(session, domain_id)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Integer, case, delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.store.paging import Page
@@ -30,6 +31,21 @@ async def find_telnum(session: AsyncSession, domain_id: int, telnum: str, *, loc
     return (await session.scalars(stmt)).first()
 
 
+async def number_holder(session: AsyncSession, telnum: str) -> int | None:
+    """The domain a (non-example) number belongs to, in the whole server."""
+    return await session.scalar(select(Telnum.domain_id).where(Telnum.telnum == telnum, Telnum.example.is_(False)))
+
+
+async def add_telnum(session: AsyncSession, row: Telnum) -> bool:
+    """Insert a number; False when the one-domain key refuses it (another domain took it meanwhile)."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
 async def list_telnums(session: AsyncSession, domain_id: int, page: Page,
                        kind: str | None = None) -> tuple[list[Telnum], int]:
     stmt = select(Telnum).where(Telnum.domain_id == domain_id)
@@ -41,6 +57,12 @@ async def list_telnums(session: AsyncSession, domain_id: int, page: Page,
 async def all_telnums(session: AsyncSession, domain_id: int) -> list[Telnum]:
     return list((await session.scalars(select(Telnum).where(Telnum.domain_id == domain_id)
                                        .order_by(Telnum.id))).all())
+
+
+async def main_telnum(session: AsyncSession, domain_id: int) -> str | None:
+    """The company's main number (9.1 ``is_main_phone``, 13.3 ``main``): one setting."""
+    return await session.scalar(select(Telnum.telnum).where(Telnum.domain_id == domain_id, Telnum.is_main_phone)
+                                .order_by(Telnum.id).limit(1))
 
 
 async def count_telnums(session: AsyncSession, domain_id: int) -> int:

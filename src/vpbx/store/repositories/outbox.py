@@ -187,6 +187,49 @@ async def replay(session: AsyncSession, row: OutboxRow, now: datetime) -> None:
     await session.flush()
 
 
+async def resend_pending(session: AsyncSession, domain_id: int) -> int:
+    """The integration is back on: every pending notification of the domain goes now, oldest first, with a
+    fresh schedule (``next_at = created_at`` is due under any clock and keeps the creation order)."""
+    result = await session.execute(
+        update(OutboxRow).where(OutboxRow.domain_id == domain_id, OutboxRow.state == "pending")
+        .values(next_at=OutboxRow.created_at, round_attempts=0, lease_until=None, lease_owner=None)
+        .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# A failing CRM's probe: its oldest pending history/rating push is due now, unless its own retry comes within
+# the probe interval anyway (``later``). A CRM back: all its pending pushes are due now.
+_PROBE = update(_T).where(
+    _T.c.id == select(func.min(_T.c.id)).where(_T.c.domain_id == bindparam("d"), _T.c.state == "pending",
+                                               _T.c.url.is_(None), _T.c.command.in_(("history", "rating")))
+    .scalar_subquery(),
+    _T.c.next_at > bindparam("later")).values(next_at=bindparam("now"))
+_RECOVER = update(_T).where(_T.c.domain_id == bindparam("d"), _T.c.state == "pending", _T.c.url.is_(None),
+                            _T.c.next_at > bindparam("now")).values(next_at=bindparam("now"))
+
+
+async def probeable(session: AsyncSession, domains: Iterable[int]) -> set[int]:
+    """Of these failing CRMs' domains, those with a pending history/rating push to probe (integration on)."""
+    wanted = list(domains)
+    if not wanted:
+        return set()
+    i = cast(Table, Integration.__table__)
+    off = select(i.c.domain_id).where(or_(i.c.enabled.is_(False), i.c.switched_off.is_(True)))
+    query = (select(_T.c.domain_id).distinct()
+             .where(_T.c.domain_id.in_(wanted), _T.c.state == "pending", _T.c.url.is_(None),
+                    _T.c.command.in_(("history", "rating")), _T.c.domain_id.not_in(off)))
+    return set((await session.scalars(query)).all())
+
+
+async def pull_forward(session: AsyncSession, now: datetime, later: datetime, probe: Iterable[int],
+                       recovered: Iterable[int]) -> None:
+    conn = await session.connection()
+    for d in probe:
+        await conn.execute(_PROBE, {"d": d, "now": now, "later": later})
+    for d in recovered:
+        await conn.execute(_RECOVER, {"d": d, "now": now})
+
+
 async def counts(session: AsyncSession, domain_id: int | None = None) -> dict[str, int]:
     query = select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
     if domain_id is not None:
@@ -215,6 +258,9 @@ class PassWork:
     released: list[int] = field(default_factory=list)
     health: dict[int, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
     switch_off: list[int] = field(default_factory=list)
+    probe: list[int] = field(default_factory=list)  # failing CRMs: their oldest pending push is due now
+    probe_later: datetime | None = None  # ... unless its own retry comes before this anyway
+    recovered: list[int] = field(default_factory=list)  # CRMs back: all their pending pushes are due now
     limit: int = 0  # 0: claim nothing
     per_domain: int = 0
     owner: str = ""
@@ -257,7 +303,8 @@ class IntegrationTarget:
     enabled: bool
     switched_off: bool
     crm_url: str
-    signing_secret: str | None
+    signing_secret: str | None  # as stored (sealed)
+    crm_token: str = ""  # as stored (sealed)
 
 
 class PassStore:
@@ -329,8 +376,15 @@ _SQLITE_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_
                   " last_success_at = excluded.last_success_at")
 _SQLITE_SWITCH_OFF = "UPDATE integrations SET switched_off = 1 WHERE domain_id = ?"
 _SQLITE_NEXT_DUE = "SELECT min(next_at) FROM notify_outbox WHERE state = 'pending' AND next_at > ?"
-_SQLITE_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret FROM integrations"
+_SQLITE_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret, crm_token FROM integrations"
                         " WHERE domain_id IN (SELECT value FROM json_each(?))")
+_PULL_SQL = ("UPDATE notify_outbox SET next_at = {now} WHERE id = (SELECT min(id) FROM notify_outbox"
+             " WHERE domain_id = {d} AND state = 'pending' AND url IS NULL AND command IN ('history', 'rating'))"
+             " AND next_at > {later}",
+             "UPDATE notify_outbox SET next_at = {now} WHERE domain_id = {d} AND state = 'pending' AND url IS NULL"
+             " AND next_at > {now}")
+_SQLITE_PROBE, _SQLITE_RECOVER = (q.format(now=":now", d=":d", later=":later") for q in _PULL_SQL)
+_PG_PROBE, _PG_RECOVER = (q.format(now="$1", d="$2", later="$3") for q in _PULL_SQL)
 
 
 class _Busy(Exception):
@@ -397,6 +451,10 @@ class SqlitePassStore(PassStore):
                 conn.execute(_SQLITE_HEALTH, (d, ts(first), ts(last)))
             for d in work.switch_off:
                 conn.execute(_SQLITE_SWITCH_OFF, (d,))
+            for d in work.probe:
+                conn.execute(_SQLITE_PROBE, {"now": ts(work.now), "d": d, "later": ts(work.probe_later)})
+            for d in work.recovered:
+                conn.execute(_SQLITE_RECOVER, {"now": ts(work.now), "d": d})
             rows: list[ClaimedRow] = []
             targets: list[IntegrationTarget] = []
             due = None
@@ -413,7 +471,7 @@ class SqlitePassStore(PassStore):
                 rows.sort(key=lambda r: (r.next_at, r.id))
                 stale = {r.domain_id for r in rows} - work.fresh
                 if stale:
-                    targets = [IntegrationTarget(r[0], bool(r[1]), bool(r[2]), r[3], r[4])
+                    targets = [IntegrationTarget(r[0], bool(r[1]), bool(r[2]), r[3], r[4], r[5])
                                for r in conn.execute(_SQLITE_INTEGRATIONS, (json.dumps(sorted(stale)),))]
                 if len(rows) < work.limit:
                     due = _from_sqlite(conn.execute(_SQLITE_NEXT_DUE, (now,)).fetchone()[0])
@@ -507,7 +565,7 @@ _PG_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_succ
               " ON CONFLICT (domain_id) DO UPDATE SET first_failure_at = excluded.first_failure_at,"
               " last_success_at = excluded.last_success_at")
 _PG_SWITCH_OFF = "UPDATE integrations SET switched_off = true WHERE domain_id = $1"
-_PG_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret FROM integrations"
+_PG_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_secret, crm_token FROM integrations"
                     " WHERE domain_id = ANY($1::int[])")
 
 
@@ -529,7 +587,7 @@ class PgPassStore(PassStore):
                 raise
 
     async def _run(self, conn: Any, work: PassWork) -> PassResult:
-        if work.health or work.switch_off or work.limit <= 0:
+        if work.health or work.switch_off or work.probe or work.recovered or work.limit <= 0:
             return await self._run_in_transaction(conn, work)
         return await self._run_one_statement(conn, work)
 
@@ -562,7 +620,7 @@ class PgPassStore(PassStore):
         if retries:
             due = min(retries) if due is None else min(due, *retries)
         stale = {r.domain_id for r in rows} - work.fresh
-        targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4])
+        targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4], r[5])
                    for r in await conn.fetch(_PG_INTEGRATIONS, sorted(stale))] if stale else []
         return PassResult(rows, targets, due, again)
 
@@ -583,6 +641,10 @@ class PgPassStore(PassStore):
                 await conn.execute(_PG_HEALTH, d, _naive(first), _naive(last))
             for d in work.switch_off:
                 await conn.execute(_PG_SWITCH_OFF, d)
+            for d in work.probe:
+                await conn.execute(_PG_PROBE, _naive(work.now), d, _naive(work.probe_later))
+            for d in work.recovered:
+                await conn.execute(_PG_RECOVER, _naive(work.now), d)
             if work.limit > 0:
                 raw = await conn.fetch(_PG_CLAIM, _naive(work.now), _naive(work.lease_until), work.owner,
                                        work.limit * 4, work.per_domain, work.limit, work.busy, work.inflight,
@@ -596,7 +658,7 @@ class PgPassStore(PassStore):
                 rows.sort(key=lambda r: (r.next_at, r.id))
                 stale = {r.domain_id for r in rows} - work.fresh
                 if stale:
-                    targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4])
+                    targets = [IntegrationTarget(r[0], r[1], r[2], r[3], r[4], r[5])
                                for r in await conn.fetch(_PG_INTEGRATIONS, sorted(stale))]
         return PassResult(rows, targets, due)
 
@@ -622,6 +684,7 @@ class SessionPassStore(PassStore):
                 await save_health(session, d, first, last)
             for d in work.switch_off:
                 await switch_off(session, d)
+            await pull_forward(session, work.now, work.probe_later or work.now, work.probe, work.recovered)
             if work.limit > 0:
                 assert work.lease_until is not None
                 raw = await claim(session, now=work.now, limit=work.limit, per_domain=work.per_domain,
@@ -630,7 +693,8 @@ class SessionPassStore(PassStore):
                 rows = [ClaimedRow(r.id, r.uid, r.domain_id, r.command, r.key, r.url, r.body, r.content_type,
                                    r.attempts, r.round_attempts, r.created_at, r.next_at) for r in raw]
                 stale = {r.domain_id for r in rows} - work.fresh
-                targets = [IntegrationTarget(i.domain_id, i.enabled, i.switched_off, i.crm_url, i.signing_secret)
+                targets = [IntegrationTarget(i.domain_id, i.enabled, i.switched_off, i.crm_url, i.signing_secret,
+                                             i.crm_token)
                            for i in await integrations(session, stale)]
                 if len(rows) < work.limit:
                     due = await next_due(session, work.now)

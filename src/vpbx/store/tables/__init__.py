@@ -3,6 +3,7 @@ package registers every one of them on ``Base.metadata`` (Alembic reads it)."""
 
 from vpbx.store.base import Base
 from vpbx.store.tables.calls import CallRecord, InnerCallRecord
+from vpbx.store.tables.console import ConsoleSession  # the web cabinet's sessions
 from vpbx.store.tables.directory import Extension, Group, GroupMember, User
 from vpbx.store.tables.legacy import LegacyUserMap  # legacy command API: CRM user ids -> employees
 from vpbx.store.tables.numbers import *  # noqa: F403 - §9-11: numbers, IVR menus, SIM cards, blacklist
@@ -16,6 +17,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "CallRecord",
+    "ConsoleSession",
     "CustomRole",
     "DeliveryAttempt",
     "DeliveryHealth",

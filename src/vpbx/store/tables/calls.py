@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vpbx.store.base import Base, UTCDateTime
@@ -75,3 +75,28 @@ class InnerCallRecord(Base):
     wait: Mapped[int] = mapped_column(Integer, default=0)
     duration: Mapped[int] = mapped_column(Integer, default=0)
     link: Mapped[str] = mapped_column(String(1024), default="")
+
+
+class LiveCall(Base):
+    """A call the engine accepted and has not finished: what it takes to end it after a crash.
+
+    Written in the engine's write batches (the same transaction as the call's steps), deleted in the
+    batch that writes its history row; recovery (``engine.recovery``) ends whatever a crash left here.
+    """
+
+    __tablename__ = "live_calls"
+
+    callid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
+    started: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the last batch that wrote this call
+    state: Mapped[str] = mapped_column(Text)  # the call as JSON (engine.durable)
+
+
+class LiveBeat(Base):
+    """The engine's last write for a domain: its live calls were still going then (their "last known moment")."""
+
+    __tablename__ = "live_beats"
+
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vpbx.store.base import Base, UTCDateTime
@@ -12,7 +12,10 @@ from vpbx.store.base import Base, UTCDateTime
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("domain_id", "login"),)
+    # ``extensions`` is the namespace shared with departments; this key keeps employees apart even from a writer
+    # that forgot it.
+    __table_args__ = (UniqueConstraint("domain_id", "login"), Index("ux_users_domain_ext", "domain_id", "ext",
+                                                                   unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
@@ -37,7 +40,8 @@ class User(Base):
 
 class Group(Base):
     __tablename__ = "groups"
-    __table_args__ = (UniqueConstraint("domain_id", "group_id"),)
+    __table_args__ = (UniqueConstraint("domain_id", "group_id"), Index("ux_groups_domain_ext", "domain_id", "ext",
+                                                                       unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
@@ -72,8 +76,9 @@ class GroupMember(Base):
 
 
 class Extension(Base):
-    """One row per used extension: the primary key makes extensions unique across
-    employees and departments of a domain, even under concurrent writers."""
+    """One row per used extension: the primary key makes extensions unique across employees and departments
+    of a domain (IVR menus have no extension in 002 §9.6), even under concurrent writers. A claim is an
+    INSERT, never check-then-insert alone: the key decides (``repositories.directory.claim_ext``)."""
 
     __tablename__ = "extensions"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vpbx.store.base import Base, UTCDateTime
@@ -23,12 +23,17 @@ class Telnum(Base):
     """
 
     __tablename__ = "telnums"
-    __table_args__ = (UniqueConstraint("domain_id", "telnum"),)
+    # A number belongs to one domain in the whole server: calls to it must find one company. The documents'
+    # example numbers, which every demo company has (the demo domain, the tests' tenants), are outside the key.
+    __table_args__ = (UniqueConstraint("domain_id", "telnum"),
+                      Index("ux_telnums_telnum", "telnum", unique=True, sqlite_where=text("NOT example"),
+                            postgresql_where=text("NOT example")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
     telnum: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(8), default="number")  # number | sim
+    example: Mapped[bool] = mapped_column(Boolean, default=False)  # a demo company's number: see the key above
     name: Mapped[str] = mapped_column(String(255), default="")
     location: Mapped[str] = mapped_column(String(255), default="")
     type: Mapped[str] = mapped_column(String(16), default="user")  # user group ivr scheduler fax
@@ -80,6 +85,7 @@ class SimPoolEntry(Base):
     domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"), index=True)
     telnum: Mapped[str] = mapped_column(String(32))
     sms_confirmation: Mapped[bool] = mapped_column(Boolean, default=False)
+    example: Mapped[bool] = mapped_column(Boolean, default=False)  # a demo company's card (Telnum.example)
 
 
 class BlacklistNumber(Base):

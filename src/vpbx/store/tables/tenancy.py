@@ -63,9 +63,12 @@ class Integration(Base):
     # Set when the CRM failed for days on end, or by the operator: 401 "CRM switched off".
     switched_off: Mapped[bool] = mapped_column(Boolean, default=False)
     crm_url: Mapped[str] = mapped_column(String(2048), default="")
-    crm_token: Mapped[str] = mapped_column(String(255), default="")
+    # Sealed at rest (``secrets_store.seal_value``; migration 0013): longer than the clear value.
+    crm_token: Mapped[str] = mapped_column(String(1024), default="")
     legacy_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     dialect: Mapped[str] = mapped_column(String(16), default="form")  # form | json | legacy
+    # The legacy API's edition: 000, or 004 (also 001): its makeCall answer and its pushes' fields (issue 13).
+    legacy_edition: Mapped[str] = mapped_column(String(8), default="000", server_default="000")
     lookup_timeout: Mapped[float] = mapped_column(Float, default=2.0)
-    signing_secret: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    signing_secret: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # sealed at rest
     user_map_enabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,213 @@
+"""Configuration writes at 32 connections: create, update and delete of employees, departments and number
+routes, on SQLite and on PostgreSQL (issue 14 "Writes": >= 500/s, p99 < 50 ms, the event loop's lag p99 < 5 ms).
+
+The server is vpbx's app under uvicorn as ``vpbx serve`` runs it (uvloop, httptools), plus a probe that
+measures how late a 5 ms sleep on its event loop wakes up (the loop's lag: hashing or blocking I/O on the loop
+shows here). The load is a pool of clients (aiohttp, keep-alive) each repeating one cycle of seven writes:
+employee create (no password: 002 §6.3 generates one), employee update, department create, department update,
+a number's route pointed at the new employee, department delete, employee delete. It also counts 5xx answers and
+the server's "database is locked" log lines (both must be 0).
+
+    .venv/bin/python bench/writes.py [--backend sqlite|postgres|both] [--seconds 10] [--connections 32]
+
+PostgreSQL: ``VPBX_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); the bench
+creates a database of its own beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import free_port, wait_http
+
+KEY = "bench-key-0123456789abcdef"
+VPBX = [sys.executable, "-m", "vpbx.cli"]
+V1 = "/crmapi/v1"
+NUMBERS = ("74951234567", "74957654321", "78121234567")  # the demo company's
+
+SERVER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    import uvicorn
+    from starlette.responses import JSONResponse
+    from vpbx.app import create_app
+    from vpbx.settings import Settings
+
+    lags = []
+
+    async def probe():  # perf_counter: uvloop's loop.time() counts whole milliseconds
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(max(0.0, time.perf_counter() - began - 0.005))
+
+    app = create_app(Settings())
+    probes = []
+
+    @app.get("/_bench/lag", include_in_schema=False)
+    async def lag(reset: bool = False):
+        if not probes:  # started by the first call, on the server's loop
+            probes.append(asyncio.get_running_loop().create_task(probe()))
+        data = sorted(lags)
+        if reset:
+            lags.clear()
+        pick = lambda q: data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else 0.0
+        return JSONResponse({"samples": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+                             "max_ms": data[-1] * 1000 if data else 0.0})
+
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
+                loop="uvloop", http="httptools")
+    """
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    data = sorted(values)
+    return data[min(len(data) - 1, int(q * len(data)))]
+
+
+class Load:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.latencies: list[float] = []
+        self.by_op: dict[str, list[float]] = {}
+        self.statuses: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.measuring = False
+        self.elapsed = 0.0
+        self.lag: dict[str, float] = {}
+
+    async def call(self, http: aiohttp.ClientSession, op: str, method: str, path: str,
+                   body: dict[str, object] | None = None) -> dict[str, object] | None:
+        began = time.perf_counter()
+        async with http.request(method, self.base + path, json=body) as resp:
+            data = await resp.read()
+            status = resp.status
+        elapsed = time.perf_counter() - began
+        if self.measuring:
+            self.latencies.append(elapsed)
+            self.by_op.setdefault(op, []).append(elapsed)
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status >= 300 or not data:
+            if status >= 300 and (status >= 500 or len(self.errors) < 5):
+                self.errors.append(f"{method} {path}: {status} {data[:200]!r}")
+            return None
+        parsed: dict[str, object] = orjson.loads(data)
+        return parsed
+
+    async def client(self, http: aiohttp.ClientSession, n: int, until: float) -> None:
+        i = 0
+        while time.monotonic() < until:
+            i += 1
+            user = await self.call(http, "user create", "POST", f"{V1}/users", {"name": f"Bench {n}.{i}"})
+            if user is None:
+                continue
+            login = str(user["login"])
+            await self.call(http, "user update", "PUT", f"{V1}/users/{login}",
+                            {"position": "Инженер", "email": f"b{n}.{i}@example.com"})
+            group = await self.call(http, "group create", "POST", f"{V1}/groups",
+                                    {"name": f"Dept {n}.{i}", "users": [{"login": login, "calls_enable": True}]})
+            if group is not None:
+                await self.call(http, "group update", "PUT", f"{V1}/groups/{group['id']}",
+                                {"name": f"Dept {n}.{i}b", "call_order": "EVENLY"})
+            await self.call(http, "route update", "POST", f"{V1}/telnums/{NUMBERS[n % len(NUMBERS)]}",
+                            {"type": "user", "user": login, "greeting": False})
+            if group is not None:
+                await self.call(http, "group delete", "DELETE", f"{V1}/groups/{group['id']}")
+            await self.call(http, "user delete", "DELETE", f"{V1}/users/{login}")
+
+
+async def run_load(base: str, seconds: float, connections: int) -> Load:
+    load = Load(base)
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers={"X-API-KEY": KEY}) as http:
+        async with http.get(base + "/_bench/lag") as r:
+            await r.read()
+        warm = time.monotonic() + 2
+        await asyncio.gather(*(load.client(http, n, warm) for n in range(connections)))
+        async with http.get(base + "/_bench/lag?reset=true") as r:
+            await r.read()
+        load.measuring = True
+        began = time.monotonic()
+        await asyncio.gather(*(load.client(http, n, began + seconds) for n in range(connections)))
+        load.elapsed = time.monotonic() - began
+        async with http.get(base + "/_bench/lag") as r:
+            load.lag = await r.json()
+    return load
+
+
+def bench(backend: str, seconds: float, connections: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-writes-"))
+    env = {**os.environ, "VPBX_HOME": str(tmp)}
+    if backend == "postgres":
+        from vpbx.testing.postgres import empty_database
+
+        env["VPBX_DB"] = empty_database(os.environ.get("VPBX_TEST_PG_URL",
+                                                       "postgresql+asyncpg://postgres@127.0.0.1:5432/test"))
+    else:
+        env.pop("VPBX_DB", None)
+    subprocess.run([*VPBX, "domain", "create", "bench.local", "--api-key", KEY], env=env, check=True,
+                   capture_output=True)
+    port = free_port()
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        load = asyncio.run(run_load(f"http://127.0.0.1:{port}", seconds, connections))
+    finally:
+        server.terminate()
+        server.wait(30)
+    text = log.read_text(errors="replace")
+    total = len(load.latencies)
+    figures = {
+        "writes_per_s": total / load.elapsed,
+        "p50_ms": percentile(load.latencies, 0.5) * 1000,
+        "p99_ms": percentile(load.latencies, 0.99) * 1000,
+        "loop_lag_p99_ms": float(load.lag["p99_ms"]),
+        "loop_lag_max_ms": float(load.lag["max_ms"]),
+        "5xx": float(sum(n for s, n in load.statuses.items() if s >= 500)),
+        "database_is_locked": float(text.count("database is locked")),
+    }
+    print(f"\n{backend}: {total} writes in {load.elapsed:.1f} s at {connections} connections")
+    print(f"  statuses {dict(sorted(load.statuses.items()))}")
+    for op, values in load.by_op.items():
+        print(f"  {op:<13} n={len(values):<6} p50 {percentile(values, 0.5) * 1000:6.1f} ms"
+              f"  p99 {percentile(values, 0.99) * 1000:6.1f} ms")
+    print(f"  writes/s {figures['writes_per_s']:.0f} (target >= 500)   p99 {figures['p99_ms']:.1f} ms (target < 50)")
+    print(f"  event-loop lag p99 {figures['loop_lag_p99_ms']:.2f} ms (target < 5), "
+          f"max {figures['loop_lag_max_ms']:.1f} ms")
+    print(f"  5xx {figures['5xx']:.0f}   'database is locked' {figures['database_is_locked']:.0f}")
+    for line in load.errors[:5]:
+        print(f"  ! {line}")
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        bench(backend, args.seconds, args.connections)
+
+
+if __name__ == "__main__":
+    main()

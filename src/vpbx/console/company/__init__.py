@@ -1,0 +1,1 @@
+"""Company pages: employees, departments, numbers and their routes."""
