@@ -23,12 +23,12 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 async def fresh_pg_database() -> str:
-    """A database of its own (``<test db>_store_p<pid>``), dropped and created empty: the API tests' server
+    """A database of its own (``<test db>_store_p<pid>_0``), dropped and created empty: the API tests' server
     keeps using its own database meanwhile; ``vpbx.testing.postgres`` drops it once this process is gone."""
     import asyncpg
 
     url = make_url(PG_URL)
-    name = f"{url.database}_store_p{os.getpid()}"
+    name = f"{url.database}_store_p{os.getpid()}_0"
     conn = await asyncpg.connect(url.set(drivername="postgresql", database="postgres")
                                  .render_as_string(hide_password=False))
     try:

@@ -24,13 +24,16 @@ from vpbx.services.errors import Invalid
 
 router = APIRouter(route_class=web.ConsoleRoute)
 TYPES = [("all", "все"), ("in", "входящие"), ("out", "исходящие"), ("missed", "пропущенные")]
+MISSED_STATUSES = [("", "любой"), ("1", "перезвонил сам"), ("2", "перезвонили"), ("3", "не обработан"),
+                   ("4", "не дозвонились")]  # 002 §4.1 missedStatus
 SHOWN = 500  # history rows a page shows (and its CSV holds)
 LIVE_POLL = 0.2  # s between looks at the engine's live calls: ringing shows well within a second
 
 
 def _filters(request: Request) -> dict[str, str]:
     q = request.query_params
-    return {name: q.get(name, "").strip() for name in ("period", "type", "user", "client", "diversion")}
+    return {name: q.get(name, "").strip() for name in ("period", "type", "user", "client", "diversion",
+                                                       "missedStatus")}
 
 
 async def _history(who: Viewer, request: Request, params: dict[str, str], limit: int = SHOWN) -> list[dict[str, Any]]:
@@ -39,7 +42,8 @@ async def _history(who: Viewer, request: Request, params: dict[str, str], limit:
                                 period=params.get("period") or "today", type=params.get("type") or None,
                                 start=params.get("start") or None, end=params.get("end") or None,
                                 user=params.get("user") or None, client=params.get("client") or None,
-                                diversion=params.get("diversion") or None, limit=limit)
+                                diversion=params.get("diversion") or None, limit=limit,
+                                missed_status=[params["missedStatus"]] if params.get("missedStatus") else None)
     chunks = await history.stream_external_json(runtime.sessions, who.principal.domain_id, f, False, False)
     rows: list[dict[str, Any]] = orjson.loads(b"".join([c async for c in chunks]))
     return rows
@@ -56,6 +60,7 @@ async def calls(request: Request, who: Viewer = Depends(viewer)) -> Response:
         rows, errors = [], web.field_errors(exc)
     return render(request, "calls.html", {"title": "Звонки", "rows": rows, "filters": params, "errors": errors,
                                           "periods": [(p, p) for p in PERIODS], "types": TYPES,
+                                          "missed_statuses": MISSED_STATUSES,
                                           "live": _live(request, who), "csv_query": request.url.query},
                   400 if errors else 200)
 
@@ -70,7 +75,8 @@ async def calls_csv(request: Request, who: Viewer = Depends(viewer)) -> Response
         f = history.external_filter(now=runtime.clock.now(), timezone=who.principal.timezone,
                                     period=params["period"] or "today", type=params["type"] or None,
                                     user=params["user"] or None, client=params["client"] or None,
-                                    diversion=params["diversion"] or None, limit=SHOWN)
+                                    diversion=params["diversion"] or None, limit=SHOWN,
+                                    missed_status=[params["missedStatus"]] if params["missedStatus"] else None)
     except Invalid as exc:
         return Response(f"{exc.field}: {exc.message}", status_code=400, media_type="text/plain")
     body = await history.stream_external_csv(runtime.sessions, who.principal.domain_id, who.principal.domain_name, f)

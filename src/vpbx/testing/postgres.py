@@ -15,7 +15,7 @@ import re
 from sqlalchemy.engine import make_url
 
 _MADE: set[str] = set()
-_OWN = re.compile(r"_p(\d+)$")
+_OWN = re.compile(r"_p(\d+)_\d+$")
 
 
 def _alive(pid: int) -> bool:
@@ -43,7 +43,8 @@ def empty_database(url: str, suffix: str = "") -> str:
     server of the same test session is using.
     """
     base = make_url(url)
-    name = f"{base.database or 'test'}{suffix}_p{os.getpid()}"
+    # Unique per call too: two fixtures of one process must never share (or drop) each other's database.
+    name = f"{base.database or 'test'}{suffix}_p{os.getpid()}_{len(_MADE)}"
     target = base.set(database=name)
 
     async def main() -> None:
