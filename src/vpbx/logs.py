@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -126,6 +127,25 @@ def safe_path(path: str) -> str:
 # --- requests and configuration changes ------------------------------------------------------------
 
 
+async def observed(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                   done: Callable[[int, float], None]) -> None:
+    """Run ``app`` and call ``done(status, seconds)`` when it ends, however it ends (500 if no response started):
+    the one status-and-time wrapper the request log and the HTTP metrics share."""
+    began = time.perf_counter()
+    status = 500
+
+    async def observe(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, observe)
+    finally:
+        done(status, time.perf_counter() - began)
+
+
 class RequestLog:
     """One ``vpbx.access`` record per HTTP request, and a ``vpbx.audit`` record per configuration change.
 
@@ -140,19 +160,8 @@ class RequestLog:
         if scope["type"] != "http" or not access.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
-        began = time.perf_counter()
-        status = 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            self._record(scope, status, (time.perf_counter() - began) * 1000)
+        await observed(self.app, scope, receive, send,
+                       lambda status, seconds: self._record(scope, status, seconds * 1000))
 
     @staticmethod
     def _record(scope: Scope, status: int, ms: float) -> None:

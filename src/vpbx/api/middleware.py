@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vpbx.api.errors import TOO_LARGE
+from vpbx.logs import observed
 from vpbx.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 
@@ -106,19 +106,9 @@ class Metrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        began = time.perf_counter()
-        status = 500
+        method = scope["method"]
 
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            method = scope["method"]
+        def done(status: int, seconds: float) -> None:
             count = self._counts.get((method, status))
             if count is None:
                 count = self._counts[(method, status)] = HTTP_REQUESTS.labels(method, str(status))
@@ -126,4 +116,6 @@ class Metrics:
             if latency is None:
                 latency = self._latency[method] = HTTP_LATENCY.labels(method)
             count.inc()
-            latency.observe(time.perf_counter() - began)
+            latency.observe(seconds)
+
+        await observed(self.app, scope, receive, send, done)
