@@ -6,9 +6,15 @@ measures how late a 5 ms sleep on its event loop wakes up (the loop's lag: hashi
 shows here). The load is a pool of clients (aiohttp, keep-alive) each repeating one cycle of seven writes:
 employee create (no password: 002 §6.3 generates one), employee update, department create, department update,
 a number's route pointed at the new employee, department delete, employee delete. It also counts 5xx answers and
-the server's "database is locked" log lines (both must be 0).
+the server's "database is locked" log lines (both must be 0), and reports the server's CPU time per write (all its
+threads: on a shared machine the steadiest figure, and what bounds the rate) and its garbage collector's passes.
 
     .venv/bin/python bench/writes.py [--backend sqlite|postgres|both] [--seconds 10] [--connections 32]
+                                     [--compare OLD/src] [--profile PREFIX]
+
+``--compare`` runs another copy of vpbx's ``src/`` (an earlier commit's, checked out elsewhere) with the same load,
+alternating with this tree per backend, and prints both in one table: on a busy machine only figures taken side
+by side compare. ``--profile`` records the server with py-spy (raw stacks; py-spy on PATH).
 
 PostgreSQL: ``VPBX_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); the bench
 creates a database of its own beside it.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,13 +46,23 @@ NUMBERS = ("74951234567", "74957654321", "78121234567")  # the demo company's
 
 SERVER = textwrap.dedent(
     """
-    import asyncio, sys, time
+    import asyncio, gc, sys, time
     import uvicorn
     from starlette.responses import JSONResponse
     from vpbx.app import create_app
     from vpbx.settings import Settings
 
     lags = []
+    pauses = []  # the garbage collector's passes (ms): a pause of the loop that is not I/O
+    began_gc = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            began_gc[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - began_gc[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
 
     async def probe():  # perf_counter: uvloop's loop.time() counts whole milliseconds
         while True:
@@ -54,6 +71,11 @@ SERVER = textwrap.dedent(
             lags.append(max(0.0, time.perf_counter() - began - 0.005))
 
     app = create_app(Settings())
+    try:  # as `vpbx serve` does once the app is built (a tree without it: the collector's defaults)
+        from vpbx import gctune
+        gctune.tune()
+    except ImportError:
+        pass
     probes = []
 
     @app.get("/_bench/lag", include_in_schema=False)
@@ -61,11 +83,15 @@ SERVER = textwrap.dedent(
         if not probes:  # started by the first call, on the server's loop
             probes.append(asyncio.get_running_loop().create_task(probe()))
         data = sorted(lags)
+        gcs = sorted(pauses)
         if reset:
             lags.clear()
+            pauses.clear()
         pick = lambda q: data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else 0.0
         return JSONResponse({"samples": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-                             "max_ms": data[-1] * 1000 if data else 0.0})
+                             "max_ms": data[-1] * 1000 if data else 0.0, "cpu_s": time.process_time(),
+                             "gc_passes": len(gcs), "gc_max_ms": gcs[-1] if gcs else 0.0,
+                             "gc_total_ms": sum(gcs)})
 
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
                 loop="uvloop", http="httptools")
@@ -140,19 +166,23 @@ async def run_load(base: str, seconds: float, connections: int) -> Load:
         warm = time.monotonic() + 2
         await asyncio.gather(*(load.client(http, n, warm) for n in range(connections)))
         async with http.get(base + "/_bench/lag?reset=true") as r:
-            await r.read()
+            cpu_before = float((await r.json())["cpu_s"])
         load.measuring = True
         began = time.monotonic()
         await asyncio.gather(*(load.client(http, n, began + seconds) for n in range(connections)))
         load.elapsed = time.monotonic() - began
         async with http.get(base + "/_bench/lag") as r:
             load.lag = await r.json()
+        load.lag["cpu_s"] = float(load.lag["cpu_s"]) - cpu_before
     return load
 
 
-def bench(backend: str, seconds: float, connections: int) -> dict[str, float]:
+def bench(backend: str, seconds: float, connections: int, profile: str | None = None,
+          src: str | None = None, label: str = "") -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-writes-"))
     env = {**os.environ, "VPBX_HOME": str(tmp)}
+    if src:  # another tree of vpbx's code (``--compare``): the same bench, side by side in one run
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     if backend == "postgres":
         from vpbx.testing.postgres import empty_database
 
@@ -165,13 +195,18 @@ def bench(backend: str, seconds: float, connections: int) -> dict[str, float]:
     port = free_port()
     log = tmp / "server.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stdout=out,
-                                  stderr=subprocess.STDOUT)
+        cmd = [sys.executable, "-c", SERVER, str(port)]
+        if profile:  # py-spy's flame data of the server (a tool of the developer's, not a dependency)
+            cmd = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", f"{profile}-{backend}.txt", "--", *cmd]
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         load = asyncio.run(run_load(f"http://127.0.0.1:{port}", seconds, connections))
     finally:
-        server.terminate()
+        if profile:
+            server.send_signal(signal.SIGINT)  # py-spy writes its file as it stops
+        else:
+            server.terminate()
         server.wait(30)
     text = log.read_text(errors="replace")
     total = len(load.latencies)
@@ -180,11 +215,12 @@ def bench(backend: str, seconds: float, connections: int) -> dict[str, float]:
         "p50_ms": percentile(load.latencies, 0.5) * 1000,
         "p99_ms": percentile(load.latencies, 0.99) * 1000,
         "loop_lag_p99_ms": float(load.lag["p99_ms"]),
+        "server_cpu_ms_per_write": float(load.lag["cpu_s"]) * 1000 / max(1, total),
         "loop_lag_max_ms": float(load.lag["max_ms"]),
         "5xx": float(sum(n for s, n in load.statuses.items() if s >= 500)),
         "database_is_locked": float(text.count("database is locked")),
     }
-    print(f"\n{backend}: {total} writes in {load.elapsed:.1f} s at {connections} connections")
+    print(f"\n{backend}{label}: {total} writes in {load.elapsed:.1f} s at {connections} connections ({load_avg()})")
     print(f"  statuses {dict(sorted(load.statuses.items()))}")
     for op, values in load.by_op.items():
         print(f"  {op:<13} n={len(values):<6} p50 {percentile(values, 0.5) * 1000:6.1f} ms"
@@ -192,10 +228,17 @@ def bench(backend: str, seconds: float, connections: int) -> dict[str, float]:
     print(f"  writes/s {figures['writes_per_s']:.0f} (target >= 500)   p99 {figures['p99_ms']:.1f} ms (target < 50)")
     print(f"  event-loop lag p99 {figures['loop_lag_p99_ms']:.2f} ms (target < 5), "
           f"max {figures['loop_lag_max_ms']:.1f} ms")
+    print(f"  server CPU {figures['server_cpu_ms_per_write']:.2f} ms per write (its process, every thread); "
+          f"garbage collector: {load.lag['gc_passes']:.0f} passes, {load.lag['gc_total_ms']:.0f} ms, "
+          f"longest {load.lag['gc_max_ms']:.1f} ms")
     print(f"  5xx {figures['5xx']:.0f}   'database is locked' {figures['database_is_locked']:.0f}")
     for line in load.errors[:5]:
         print(f"  ! {line}")
     return figures
+
+
+def load_avg() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -203,10 +246,25 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--profile", help="record the server with py-spy into PREFIX-<backend>.txt (raw stacks)")
+    ap.add_argument("--compare", metavar="SRC", help="also run a copy of vpbx's src/ (e.g. an earlier commit's), "
+                    "alternating with this tree's, and print both")
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    rows: list[tuple[str, dict[str, float]]] = []
     for backend in backends:
-        bench(backend, args.seconds, args.connections)
+        if args.compare:
+            rows.append((f"{backend} (compared)", bench(backend, args.seconds, args.connections, src=args.compare,
+                                                        label=" [compared tree]")))
+        rows.append((backend, bench(backend, args.seconds, args.connections, args.profile)))
+    print(f"\n{args.connections} connections, {args.seconds:.0f} s measured after 2 s of warm-up, server and load "
+          f"on this machine ({os.cpu_count()} cores, {load_avg()})")
+    print(f"{'':<20} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lag p99 ms':>11} {'CPU ms/write':>13} {'5xx':>4} "
+          f"{'locked':>7}")
+    for name, f in rows:
+        print(f"{name:<20} {f['writes_per_s']:>9.0f} {f['p50_ms']:>8.1f} {f['p99_ms']:>8.1f} "
+              f"{f['loop_lag_p99_ms']:>11.2f} {f['server_cpu_ms_per_write']:>13.2f} {f['5xx']:>4.0f} "
+              f"{f['database_is_locked']:>7.0f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, Response
 
-from vpbx import __version__
+from vpbx import __version__, cluster
 from vpbx import engine as call_engine
 from vpbx.api import errors
 from vpbx.api.auth import AuthCache
@@ -27,15 +27,22 @@ from vpbx.notify import lifecycle as notifier
 from vpbx.runtime import Runtime
 from vpbx.settings import Settings
 from vpbx.store import db
+from vpbx.telephony import sip
 from vpbx.telephony.sim import SimTelephony
+from vpbx.telephony.sip import registrations as sip_registrations
 
 log = logging.getLogger("vpbx")
 
 Hook = Callable[[Runtime], Awaitable[None]]
 # Feature packages (the notifier's dispatcher, the engine) start and stop with the server here.
 # recovery: the calls a crash left live end (history, closing events) before anything else is served.
-STARTUP_HOOKS: list[Hook] = [call_engine.start, recovery.start, notifier.start]
-SHUTDOWN_HOOKS: list[Hook] = [call_engine.stop, notifier.stop, traffic.stop_all]  # run in reverse
+# cluster (PostgreSQL only): takes this node's domains (ending what their dead owners left) instead of recovery.start.
+# sip (with --sip): listens once the engine is attached to the port; stops first (its calls end with the server).
+# sip_registrations: the §15 trunks registered through the SIP stack once it listens; unregistered before it stops.
+STARTUP_HOOKS: list[Hook] = [call_engine.start, cluster.start, recovery.start, notifier.start, sip.start,
+                             sip_registrations.start]
+SHUTDOWN_HOOKS: list[Hook] = [cluster.stop, call_engine.stop, notifier.stop, traffic.stop_all,
+                              sip.stop, sip_registrations.stop]  # run in reverse
 
 DESCRIPTION = """A cloud PBX speaking the VPBX CRM integration API.
 
@@ -49,9 +56,11 @@ def build_runtime(settings: Settings) -> Runtime:
     from vpbx.store.reader import Reader
 
     engine = db.create_engine(settings.db_url)
-    return Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine, settings),
-                   clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony(),
-                   reader=Reader(settings.db_url, engine))
+    runtime = Runtime(settings=settings, engine=engine, sessions=db.session_factory(engine, settings),
+                      clock=make_clock(settings.clock), auth=AuthCache(), telephony=SimTelephony(),
+                      reader=Reader(settings.db_url, engine))
+    sip.install(runtime)  # --sip: SIP phones and carriers beside the simulator
+    return runtime
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
@@ -95,11 +104,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(v1.router())
     app.include_router(legacy.router)  # /sys/crm_api.wcgp, the legacy command API (000/001/004)
     app.include_router(sim_deliveries.router)
-    app.include_router(sim_trunks.router)
-    app.include_router(sim_traffic.router)
+    from fastapi import Depends
+
+    from vpbx.cluster.forward import owner_gate
+
+    # The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
+    app.include_router(sim_trunks.router, dependencies=[Depends(owner_gate)])
+    app.include_router(sim_traffic.router, dependencies=[Depends(owner_gate)])
     from vpbx.api import sim as sim_calls
 
-    app.include_router(sim_calls.router)
+    app.include_router(sim_calls.router, dependencies=[Depends(owner_gate)])
+    cluster.install(app)  # /readyz, and the answers forwarded from a domain's owner
     from vpbx.api import records as recordings
 
     app.include_router(recordings.router)

@@ -42,6 +42,9 @@ callerid_app = typer.Typer(help="A domain's outgoing numbers (002 §13.2).", no_
 app.add_typer(callerid_app, name="callerid")
 deliveries_app = typer.Typer(help="The CRM delivery log.", no_args_is_help=True)
 app.add_typer(deliveries_app, name="deliveries")
+from vpbx.cli_carrier import carrier_app  # noqa: E402 - the operator's SIP carrier peers (issue 16)
+
+app.add_typer(carrier_app, name="carrier")
 
 console = Console(soft_wrap=True)  # long URLs and keys stay on one line, ready to copy
 err = Console(stderr=True)
@@ -101,6 +104,14 @@ def serve(
         help="The demo domain's employees have registered phones that answer like people")] = True,
     tls_cert: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_CERT", help="PEM certificate: serve HTTPS")] = None,
     tls_key: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_KEY", help="PEM private key")] = None,
+    sip: Annotated[str, typer.Option(envvar="VPBX_SIP", help=(
+        "HOST:PORT: listen for SIP (UDP) - phones register, carriers send calls (default: off)"))] = "",
+    sip_tls_cert: Annotated[Path | None, typer.Option(envvar="VPBX_SIP_TLS_CERT",
+                                                      help="PEM certificate for SIP over TLS (not yet)")] = None,
+    sip_tls_key: Annotated[Path | None, typer.Option(envvar="VPBX_SIP_TLS_KEY", help="PEM key for SIP TLS")] = None,
+    rtpengine: Annotated[str, typer.Option(envvar="VPBX_RTPENGINE", help=(
+        "Media for SIP calls: empty = vpbx starts its own rtpengine; HOST:PORT = an operator-run rtpengine's ng "
+        "port; off = none (calls connect, unanchored and unrecorded)"))] = "",
     log_json: Annotated[bool, typer.Option("--log-json", envvar="VPBX_LOG_JSON", help="JSON log lines")] = False,
     log_level: Annotated[str, typer.Option(envvar="VPBX_LOG_LEVEL",
                                            help="debug, info, warning, error or critical")] = "info",
@@ -108,8 +119,12 @@ def serve(
         "--allow-private-crm", envvar="VPBX_ALLOW_PRIVATE_CRM",
         help="Development only: let CRM/webhook requests reach loopback, private, link-local, CGNAT and "
              "unique-local addresses (refused by default, whatever address vpbx listens on)")] = False,
+    workers: Annotated[int, typer.Option(envvar="VPBX_WORKERS", min=1, help=(
+        "Processes on this host sharing the port (SO_REUSEPORT), one cluster node each: needs a PostgreSQL "
+        "store"))] = 1,
 ) -> None:
-    """Serve REST v1, the legacy API and the simulator (one process; every option also reads VPBX_<OPTION>)."""
+    """Serve REST v1, the legacy API and the simulator (every option also reads VPBX_<OPTION>). With a PostgreSQL
+    store the process is a cluster node: several (``--workers``, or other hosts on the same --db) form one PBX."""
     import logging
 
     import uvicorn
@@ -123,20 +138,48 @@ def serve(
         raise typer.BadParameter(", ".join(logs.LEVELS), param_hint="--log-level")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key")
+    if sip:
+        from vpbx.telephony.sip.stack import parse_hostport
+
+        try:
+            parse_hostport(sip)
+        except ValueError:
+            raise typer.BadParameter("HOST:PORT", param_hint="--sip") from None
+    if sip_tls_cert is not None or sip_tls_key is not None:
+        raise typer.BadParameter("SIP over TLS is not implemented yet (UDP only)", param_hint="--sip-tls-cert")
     settings = settings_for(db, home, host=host, port=port, clock=clock, demo=demo, demo_phones=demo_phones,
-                            tls_cert=tls_cert, tls_key=tls_key, log_json=log_json, log_level=log_level,
+                            tls_cert=tls_cert, tls_key=tls_key, log_json=log_json, log_level=log_level, sip=sip,
+                            rtpengine=rtpengine,
                             **({} if allow_private_crm is None else {"allow_private_crm": allow_private_crm}))
     logs.configure(log_level, log_json)
     scheme = "https" if tls_cert else "http"
     url = f"{scheme}://{host}:{port}"
+    from vpbx import workers as worker_procs
+
+    slot = worker_procs.slot()
+    if workers > 1 and slot is None:
+        from vpbx.store import db as store_db
+
+        if store_db.is_sqlite(settings.db_url):
+            err.print("[red]error:[/red] --workers needs a PostgreSQL store (--db postgresql://...): a SQLite store "
+                      "has one writer, so one process serves it")
+            raise typer.Exit(2)
+        raise typer.Exit(worker_procs.supervise(settings, workers))
 
     def ready() -> None:
         logging.getLogger("vpbx").info("serving", extra={"url": url, "store": logs.redact_url(settings.db_url),
                                                          "clock": clock})
         announce(settings, url)
 
-    application = create_app(settings, on_ready=ready)
+    sockets = None
+    if slot is not None:  # one of --workers: the shared port, and its own port the other nodes forward to
+        sockets, settings = worker_procs.sockets(settings)
+    application = create_app(settings, on_ready=ready if not slot else None)
     gctune.tune()  # after the imports and the app: they stay out of the collector's way
+    if sockets is not None:
+        uvicorn.Server(uvicorn.Config(application, log_config=None, access_log=False, ssl_certfile=tls_cert,
+                                      ssl_keyfile=tls_key, loop="uvloop", http="httptools")).run(sockets=sockets)
+        return
 
     # log_config=None: uvicorn's own loggers go through vpbx's handler (logs.configure); vpbx logs requests.
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False, ssl_certfile=tls_cert,
@@ -169,6 +212,10 @@ def announce(settings: Settings, url: str) -> None:
             console.print(f"  web cabinet: {url}/console  sign in as [bold]{creds['admin_login']}[/bold] "
                           f"password [bold]{creds['admin_password']}[/bold]")
         console.print(f"  (kept in {credentials_path(settings.home)})")
+    if settings.sip:
+        sip_domain = creds["domain"] if creds else "<domain>"
+        console.print(f"  SIP on {settings.sip} (UDP): register a softphone as admin@{sip_domain} (or its extension) "
+                      f"with the admin's password, registrar/proxy {settings.sip}; realm {sip_domain}")
 
 
 @db_app.command("upgrade")
@@ -497,6 +544,45 @@ def media_add(domain: DomainOption,
         return created.file_id
 
     console.print(run_store(settings, work))
+
+
+@media_app.command("prompts")
+def media_prompts(home: HomeOption = Path(".vpbx")) -> None:
+    """Generate the default prompts (Russian and English, espeak-ng) into <home>/cache/prompts now, instead of on
+    the first call that needs one."""
+    from vpbx.telephony.media.prompts import PromptError, Prompts
+
+    try:
+        paths = Prompts(home).ensure_all()
+    except PromptError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{len(paths)} prompts in {home / 'cache' / 'prompts'}")
+
+
+@media_app.command("check")
+def media_check(rtpengine: Annotated[str, typer.Option(envvar="VPBX_RTPENGINE", help=(
+        "HOST:PORT of an rtpengine's ng port; empty: start vpbx's own for a moment"))] = "",
+                home: HomeOption = Path(".vpbx")) -> None:
+    """Ping rtpengine (the operator's, or vpbx's own started and stopped) and say whether calls get media."""
+    from vpbx.telephony.media.runtime import MediaRuntime
+
+    async def main() -> bool:
+        runtime = await MediaRuntime.start(Settings(home=home, rtpengine=rtpengine))
+        if runtime is None:
+            return False
+        try:
+            return await runtime.media.available()
+        finally:
+            await runtime.stop()
+
+    if rtpengine.strip().lower() == "off":
+        console.print("media is off (VPBX_RTPENGINE=off)")
+        return
+    if not asyncio.run(main()):
+        console.print("[red]rtpengine does not answer: calls connect without media (no prompts, no recording)[/red]")
+        raise typer.Exit(1)
+    console.print("rtpengine answers: media is anchored, prompts and recordings work")
 
 
 @media_app.command("list")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from vpbx.tasks import spawn
+
 TimerCallback = Callable[[], Awaitable[None] | None]
 log = logging.getLogger("vpbx.clock")
 
@@ -59,7 +61,6 @@ class RealClock:
 
     def __init__(self) -> None:
         self._seq = itertools.count()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -70,9 +71,7 @@ class RealClock:
         def fire() -> None:
             if timer.cancelled:
                 return
-            task = asyncio.ensure_future(_run(callback))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            spawn(_run(callback), name="vpbx-timer")
 
         timer.handle = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
         return timer

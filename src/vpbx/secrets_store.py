@@ -16,11 +16,12 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Any
 
 from vpbx.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, InvalidToken
 
 SECRET_FILE = "secret"
 _CONTEXT = b"vpbx stored credentials v1"
@@ -123,11 +124,32 @@ def _fernet_key(secret: str) -> bytes:
     return base64.urlsafe_b64encode(digest)
 
 
+def __getattr__(name: str) -> Any:
+    """``InvalidToken`` is cryptography's, which loads with the first box used (not at every start)."""
+    if name == "InvalidToken":
+        from cryptography.fernet import InvalidToken
+
+        return InvalidToken
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class SecretBox:
     def __init__(self, secret: str) -> None:
-        self._fernet = Fernet(_fernet_key(secret))
+        # The key is derived (PBKDF2, 100,000 rounds) and cryptography imported (7 MB) at the first seal or open,
+        # not when the box is made: a server that starts with nothing to open pays neither (issue 14).
+        self._secret: str | None = secret
+        self._cipher: Fernet | None = None
         # Opened values by their sealed form: a CRM token is opened for every contact lookup.
         self._opened: dict[str, str] = {}
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            assert self._secret is not None
+            self._cipher, self._secret = Fernet(_fernet_key(self._secret)), None
+        return self._cipher
 
     def seal(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode("ascii")
@@ -180,6 +202,8 @@ def open_value(box: SecretBox, stored: str | None) -> str | None:
     (migration 0013 seals those it finds) and is returned as it is. ValueError: sealed under another secret."""
     if not stored or not stored.startswith(SEALED):
         return stored
+    from cryptography.fernet import InvalidToken
+
     try:
         return box.open(stored[len(SEALED):])
     except (InvalidToken, ValueError) as exc:

@@ -32,8 +32,17 @@ GENERATED_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 _POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="vpbx-hash")
 
 
+def token(nbytes: int) -> str:
+    """A URL-safe random token that does not start with ``-``: people pass keys and passwords as command-line
+    arguments (``vpbx key revoke -d x <prefix>``), where a leading dash reads as an option."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def new_key() -> str:
-    return secrets.token_urlsafe(32)
+    return token(32)
 
 
 def key_hash(key: str) -> str:
@@ -45,7 +54,7 @@ def same(a: str, b: str) -> bool:
 
 
 def new_password() -> str:
-    return secrets.token_urlsafe(12)
+    return token(12)
 
 
 def hash_password(password: str) -> str:

@@ -54,9 +54,32 @@ class Settings(BaseSettings):
     operator_key: str = ""
     log_level: str = "info"
     log_json: bool = False
+    # Media (issue 17; vpbx.telephony.media): "" = vpbx starts and supervises its own rtpengine when SIP is on;
+    # "host:port" = the operator's rtpengine ng port (its recording-dir in ``rtpengine_recordings``); "off" = none.
+    rtpengine: str = ""
+    rtpengine_interface: str = "127.0.0.1"  # the address media flows on (vpbx's own rtpengine)
+    rtpengine_port_min: int = Field(default=30000, ge=1024, le=65535)
+    rtpengine_port_max: int = Field(default=40000, ge=1024, le=65535)
+    rtpengine_recordings: Path | None = None
+    rtpengine_dtmf: str = ""  # host:port vpbx hears key presses on (the operator's rtpengine: its dtmf-log-dest)
+    recording_retention_days: float = Field(default=90.0, ge=0)  # 0: recordings are kept forever
     tls_cert: Path | None = None
     tls_key: Path | None = None
     extra_demo_users: int = Field(default=0, ge=0)
+    # A cluster (vpbx.cluster; README "Running a cluster"): None = on with a PostgreSQL store, off on SQLite.
+    # cluster_url: where the other nodes reach this one (default http(s)://host:port); cluster_lease: seconds a
+    # domain's lease lasts without renewal (a dead owner's domains move after it); cluster_tick: renewal period.
+    cluster: bool | None = None
+    cluster_url: str = ""
+    cluster_lease: float = Field(default=3.0, gt=0)
+    cluster_tick: float = Field(default=0.5, gt=0)
+    # SIP telephony (issue 16): HOST:PORT to listen on (UDP); empty: off (simulated telephony only).
+    sip: str = ""
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    # Phones failing digest authentication this many times within a minute are blocked for ``sip_block_seconds``.
+    sip_auth_fail_limit: int = Field(default=10, ge=1)
+    sip_block_seconds: float = Field(default=600.0, gt=0)
 
     @property
     def db_url(self) -> str:

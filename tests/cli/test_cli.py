@@ -147,6 +147,7 @@ def test_role_create(home: Path, server_on: ServerThread) -> None:
     role = role.strip()
     assert role.startswith("custom_")
     assert run(home, "role", "create", "--domain", NAME, "X", "--rights", "users.fly", code=1).exit_code == 1
+    assert run(home, "role", "create", "--domain", NAME, "  ", "--rights", "users.get", code=1).exit_code == 1
     run(home, "key", "create", "--domain", NAME, "--role", role, "--api-key", "role-key-0123456789abc")
     server_on.start()
     roles = api(server_on, KEY, "/crmapi/v1/access-rights/custom-roles").json()

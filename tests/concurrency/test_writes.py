@@ -290,3 +290,55 @@ def test_concurrent_route_edits_with_inline_menus(server: ServerThread, tenant: 
             return sorted((await s.scalars(select(IvrMenu.name).where(IvrMenu.domain_id == domain.id))).all())
 
     assert [m for m in server.call(menus()) if m.startswith("Меню")] == [f"Меню {i}" for i in range(4)]
+
+
+def test_routes_never_point_at_a_deleted_employee(server: ServerThread, tenant: Tenant) -> None:
+    """Issue 14: writes no longer queue behind one lock per domain, so a route naming an employee and that
+    employee's deletion may run at once: either the route came first and the deletion redirected it, or the route
+    is refused (400 on ``user``). Deleting the employees that are each other's replacement at once never fails."""
+    numbers_ = ("74951234567", "74957654321", "78121234567")
+    for round_ in range(3):
+        logins = [tenant.client.post(f"{V1}/users", json={"name": f"d{round_}.{i}"}).json()["login"]
+                  for i in range(6)]
+
+        async def run(logins: list[str]) -> list[httpx.Response]:
+            async with client(server, tenant) as c:
+                routes = [c.post(f"{V1}/telnums/{numbers_[i % 3]}", json={"type": "user", "user": login,
+                                                                            "greeting": False})
+                          for i, login in enumerate(logins)]
+                deletes = [c.delete(f"{V1}/users/{login}") for login in logins]
+                return list(await asyncio.gather(*routes, *deletes))
+
+        answers = asyncio.run(run(logins))
+        assert all(r.status_code < 500 for r in answers), [r.text for r in answers if r.status_code >= 500]
+        for r in answers[:6]:
+            if r.status_code != 200:
+                assert_validation(r, "user")
+        assert [r.status_code for r in answers[6:]] == [204] * 6
+        existing = {u["login"] for u in tenant.client.get(f"{V1}/users").json()["items"]}
+        for number in numbers_:
+            route = tenant.client.get(f"{V1}/telnums/{number}").json()
+            assert route.get("user") is None or route["user"] in existing, route
+    assert_one_namespace(server, tenant)
+
+
+def test_deleting_many_employees_and_departments_at_once(server: ServerThread, tenant: Tenant) -> None:
+    """Employees and departments deleted together (each the other's redirect target, departments naming them):
+    no 5xx (no deadlock between their locks), and nothing is left pointing at them."""
+    logins = [tenant.client.post(f"{V1}/users", json={"name": f"x{i}"}).json()["login"] for i in range(8)]
+    groups = [tenant.client.post(f"{V1}/groups", json={
+        "name": f"gx{i}", "users": [{"login": logins[i], "calls_enable": True}],
+        "timeout": {"time": 30, "target": "user", "user": logins[(i + 1) % 8]}}).json()["id"] for i in range(8)]
+    assert tenant.client.post(f"{V1}/telnums/74957654321", json={"type": "group", "group": groups[0],
+                                                                "greeting": False}).status_code == 200
+
+    async def run() -> list[httpx.Response]:
+        async with client(server, tenant) as c:
+            return list(await asyncio.gather(*(c.delete(f"{V1}/users/{login}") for login in logins),
+                                             *(c.delete(f"{V1}/groups/{gid}") for gid in groups)))
+
+    answers = asyncio.run(run())
+    assert [r.status_code for r in answers] == [204] * 16, [r.text for r in answers if r.status_code != 204][:3]
+    route = tenant.client.get(f"{V1}/telnums/74957654321").json()
+    assert route["type"] == "user" and route.get("user") not in logins, route
+    assert_one_namespace(server, tenant)

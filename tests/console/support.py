@@ -117,23 +117,6 @@ def wait_until(condition: Any, timeout: float = 20.0, what: str = "") -> Any:
         time.sleep(0.05)
 
 
-def tone_wav(seconds: float = 1.0, rate: int = 8000) -> bytes:
-    """A short mono 16-bit WAV (a 440 Hz tone), as a person's upload."""
-    import io
-    import math
-    import struct
-    import wave
-
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                               for i in range(int(seconds * rate))))
-    return out.getvalue()
-
-
 def audio_duration(page: Any, selector: str) -> float:
     """Load the <audio> element as a person pressing play would and wait for its duration (seconds) to be known."""
     audio = page.locator(selector).first

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.console.support import Person, audio_duration, browser_sign_in, screenshots, tone_wav, wait_until
+from tests.console.support import Person, audio_duration, browser_sign_in, screenshots, wait_until
 
+from vpbx.testing.audio import tone_wav
 from vpbx.testing.server import ServerThread, Tenant
 
 ADMIN_NUMBER = "74957654321"  # the demo's number routed to the admin

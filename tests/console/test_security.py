@@ -163,7 +163,7 @@ def test_the_company_forms_without_the_csrf_token_change_nothing(server: ServerT
 
 def test_one_domains_admin_cannot_reach_anothers_company_objects(server: ServerThread, tenant: Tenant,
                                                                  other_tenant: Tenant, admin: Person) -> None:
-    from tests.console.support import tone_wav
+    from vpbx.testing.audio import tone_wav
 
     uploaded = other_tenant.client.post("/crmapi/v1/media-catalog/holdmusic",
                                         files={"file": ("t.wav", tone_wav(0.2), "audio/wav")})

@@ -17,6 +17,7 @@ from vpbx.client import AsyncClient, Client, Forbidden, InvalidToken, NotFound, 
 from vpbx.schemas.groups import GroupCreate, MemberIn
 from vpbx.schemas.users import UserCreate, UserOut, UserUpdate
 from vpbx.services import tenancy
+from vpbx.testing.audio import tone_wav
 from vpbx.testing.server import ServerThread, Tenant
 
 MAIN = "74951234567"  # the demo company's main number
@@ -156,7 +157,7 @@ def test_domain_settings(pbx: Any) -> None:
     assert pbx.get_domain().limits.users.used == 10
     assert isinstance(pbx.custom_roles(), list)
     assert pbx.get_music().ringback is not None
-    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
+    wav = tone_wav(0.2)
     media = pbx.upload_media("holdmusic", "tune.wav", wav, name="Мелодия")
     assert [m.id for m in pbx.media_catalog("holdmusic")] == [media.id]
     pbx.set_music("holdmusic", {"file": media.id})

@@ -98,7 +98,7 @@ def test_an_option_beats_its_variable(serve: Captured) -> None:
     (["--clock", "fast"], {}, "real or virtual"),
     ([], {"VPBX_CLOCK": "fast"}, "real or virtual"),
     (["--log-level", "loud"], {}, "debug, info, warning, error, critical"),
-    (["--workers", "4"], {}, "No such option: --workers"),
+    (["--workers", "4"], {}, "--workers needs a PostgreSQL store"),  # the embedded default: one process
     (["--tls-cert", "c.pem"], {}, "give both --tls-cert and --tls-key"),
 ])
 def test_bad_values_exit_2_with_the_reason(serve: Captured, args: list[str], env: dict[str, str],

@@ -177,3 +177,30 @@ def test_a_key_without_the_right_is_refused_by_the_fast_path(server: ServerThrea
         assert client.get(f"{V1}/users").status_code == 200
         r = client.get(V1 + path)
         assert (r.status_code, r.json()) == (403, {"message": FORBIDDEN})
+
+
+def test_employee_writes_keep_the_keys_cached_while_a_revocation_ends_them(server: ServerThread,
+                                                                          tenant: Tenant) -> None:
+    """Changes say what they changed (``store.changes`` areas): an employee written here or by another process
+    empties the read bodies but not the cached keys (no key reload per write), while a key revoked by the CLI is
+    refused by the very next request."""
+    key = cli(server, "key", "create", "--domain", tenant.name).strip()
+    auth = server.runtime.auth
+    with httpx.Client(base_url=server.url, headers={"X-API-KEY": key}, timeout=30) as client:
+        listing = cached_get(client, f"{V1}/users", limit=1000).json()
+        loads = auth.loads
+        login = f"w{uuid.uuid4().hex[:8]}"
+        write_elsewhere(server, tenant, "user", login)  # another process
+        r = client.post(f"{V1}/users", json={"name": "Сотрудник здесь"})  # this process, through the API
+        assert r.status_code in (200, 201), r.text
+        after = client.get(f"{V1}/users", params={"limit": 1000}).json()
+        assert after["info"]["total"] == listing["info"]["total"] + 2
+        assert login in {u["login"] for u in after["items"]}
+        assert client.get(f"{V1}/users/{login}").status_code == 200
+        assert auth.loads == loads  # the writes reloaded no key and no domain list
+        cli(server, "key", "revoke", key[:6], "--domain", tenant.name)
+        for path in ("/users", f"/users/{login}", "/groups"):
+            r = client.get(V1 + path)
+            assert (r.status_code, r.json()) == (401, {"message": "Invalid token"}), path
+    assert auth.loads > loads
+    assert tenant.client.get(f"{V1}/users").status_code == 200  # the domain's other key still works

@@ -129,3 +129,12 @@ def test_every_file_under_home_is_owner_only(tmp_path: Path) -> None:
     loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
     assert loose == {}, loose
     assert found["."] == 0o700 and found["vpbx.db"] == 0o600
+
+
+def test_generated_keys_and_passwords_never_start_with_a_dash() -> None:
+    """A key or password is passed on command lines (``vpbx key revoke -d x <prefix>``): a leading dash would read
+    as an option. One token in 64 would start with one; 3,000 of each make a miss of the rule all but certain."""
+    from vpbx.security import new_key, new_password
+
+    assert not [k for k in (new_key() for _ in range(3000)) if k.startswith("-")]
+    assert not [p for p in (new_password() for _ in range(3000)) if p.startswith("-")]

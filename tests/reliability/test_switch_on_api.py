@@ -4,9 +4,11 @@ re-sends what waited."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 
 from vpbx.services import tenancy
+from vpbx.services.errors import Invalid
 from vpbx.store.tables import Integration
 from vpbx.testing.server import ServerThread, Tenant
 
@@ -58,3 +60,20 @@ def test_a_user_key_cannot_switch_it_on(server: ServerThread, tenant: Tenant) ->
     r = tenant.client.put("/crmapi/v1/integration", json={"enabled": True}, headers={"X-API-KEY": key})
     assert r.status_code == 403
     assert switched_off(server, tenant)
+
+
+def test_a_sealed_looking_secret_is_refused(server: ServerThread, tenant: Tenant) -> None:
+    """A typed ``sealed:`` value would be stored as a secret that opens to nothing; the service every caller goes
+    through (the CLI, the cabinet) refuses it, and what was stored stays."""
+    async def attempt(field: str) -> str:
+        async with server.runtime.sessions() as session:
+            domain = await tenancy.get_domain(session, tenant.name)
+            column = select(getattr(Integration, field)).where(Integration.domain_id == domain.id)
+            stored = await session.scalar(column)
+            with pytest.raises(Invalid) as caught:
+                await tenancy.set_integration(session, domain, **{field: "sealed:v1:gAAAA"})
+            await session.rollback()
+            assert await session.scalar(column) == stored
+            return caught.value.field
+    for field in ("crm_token", "signing_secret"):
+        assert server.call(attempt(field)) == field

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.media.audio import encoded, mp3_without_id3, tone_wav, wav_seconds
 from typer.testing import CliRunner
 
 from vpbx.cli import app as cli_app
 from vpbx.testing.server import ServerThread, Tenant
 
-WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
-MP3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" + b"\x00" * 64
-MP3_FRAME = b"\xff\xfb\x90\x00" + b"\x00" * 64
-OGG = b"OggS\x00\x02" + b"\x00" * 64
+# Real audio (uploads are decoded and converted on upload, so headers alone are refused).
+WAV = tone_wav(0.5)
+MP3 = encoded("mp3", 0.5)
+MP3_FRAME = mp3_without_id3(MP3)
+OGG = encoded("ogg", 0.5)
 FILE_ID = re.compile(r"^[0-9a-f-]{36}_[0-9a-f-]{36}$")
 
 
@@ -63,8 +65,10 @@ def test_seed_example(tenant: Tenant, server: ServerThread, run: Callable[..., A
     async def domain_id(_: Any, d: int) -> int:
         return d
 
-    stored = Path(server.settings.home) / "media" / str(run(domain_id)) / f"{id1}.mp3"
-    assert stored.read_bytes() == MP3
+    # Converted once on upload to what the media path plays: 8 kHz mono 16-bit WAV, as long as the upload.
+    stored = Path(server.settings.home) / "media" / str(run(domain_id)) / f"{id1}.wav"
+    seconds, rate, channels, width = wav_seconds(stored.read_bytes())
+    assert (rate, channels, width) == (8000, 1, 2) and abs(seconds - 0.5) < 0.1
 
 
 def test_formats_and_names(tenant: Tenant) -> None:

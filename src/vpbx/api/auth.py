@@ -15,6 +15,7 @@ from vpbx.api.errors import CRM_DISABLED, CRM_SWITCHED_OFF, FORBIDDEN, INVALID_T
 from vpbx.domain.rights import BUILTIN_ROLE_RIGHTS
 from vpbx.runtime import Runtime
 from vpbx.security import key_hash, same
+from vpbx.store.changes import ACCESS
 from vpbx.store.tables import ApiKey, CustomRole, Domain, Integration
 
 api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False, description="The domain's API key")
@@ -36,13 +37,15 @@ class Principal:
 
 
 class AuthCache:
-    """Keys' principals and the tenants' names, kept until a configuration change is committed by any process
-    (``store.changes``: a revoked key fails from the next request on, wherever it was revoked)."""
+    """Keys' principals and the tenants' names, kept until an ``access`` change (domains, API keys, roles,
+    integrations: ``store.changes.AREAS_OF``) is committed by any process: a revoked key fails from the next
+    request on, wherever it was revoked, while writes of employees, departments or numbers leave it whole."""
 
     def __init__(self) -> None:
         self._keys: dict[str, Any] = {}  # key digest -> Principal or 401 message; legacy token -> Caller
         self._domains: frozenset[str] | None = None
         self._version: int | None = None
+        self.loads = 0  # keys, tokens and domain lists read from the store (tests: a cache miss each)
 
     def clear(self) -> None:
         self._keys.clear()
@@ -50,7 +53,7 @@ class AuthCache:
 
     def _fresh(self, runtime: Runtime, *, in_request: bool = False) -> int:
         changes = runtime.reader.changes
-        version = changes.in_request() if in_request else changes.version()
+        version = changes.in_request(ACCESS) if in_request else changes.version(ACCESS)
         if version != self._version:
             self.clear()
             self._version = version
@@ -62,8 +65,9 @@ class AuthCache:
         version = self._fresh(runtime)
         result = self._keys.get(digest)
         if result is None:
+            self.loads += 1
             result = await _load(runtime, digest)
-            if self._version == version == runtime.reader.changes.version():  # no change landed as it loaded
+            if self._version == version == runtime.reader.changes.version(ACCESS):  # no change landed as it loaded
                 if len(self._keys) > 100_000:
                     self._keys.clear()
                 self._keys[digest] = result
@@ -83,9 +87,10 @@ class AuthCache:
         version = self._fresh(runtime)
         if digest in self._keys:
             return self._keys[digest]
+        self.loads += 1
         async with runtime.sessions() as s:
             found = await legacy.caller(s, token)
-        if self._version == version == runtime.reader.changes.version():
+        if self._version == version == runtime.reader.changes.version(ACCESS):
             self._keys[digest] = found
         return found
 
@@ -93,9 +98,10 @@ class AuthCache:
         version = self._fresh(runtime, in_request=True)
         names = self._domains
         if names is None:
+            self.loads += 1
             async with runtime.sessions() as s:
                 names = frozenset((await s.scalars(select(Domain.name))).all())
-            if self._version == version == runtime.reader.changes.version():
+            if self._version == version == runtime.reader.changes.version(ACCESS):
                 self._domains = names
         return names
 

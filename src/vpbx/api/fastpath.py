@@ -4,9 +4,10 @@ FastAPI's routing and dependency solving alone cost half of a bare Starlette rou
 for an endpoint doing nothing), so this pure-ASGI layer answers the plain forms of the cacheable GETs itself: a
 table maps each path to the right it needs and the builder in ``api.reads`` — the very function its FastAPI
 endpoint calls, so both serve the same bytes from the same cache. Auth runs for every request (``AuthCache``,
-emptied by any configuration change). Anything else — another method or path, a query parameter the table does
-not name or a value that needs FastAPI's validation, an error the builder raises — goes to FastAPI unchanged,
-which then answers (or refuses) it exactly as it always does. The FastAPI endpoints stay the documented operations.
+emptied by an ``access`` change; the bodies by a ``config`` one: ``store.changes``). Anything else — another
+method or path, a query parameter the table does not name or a value that needs FastAPI's validation, an error
+the builder raises — goes to FastAPI unchanged, which then answers (or refuses) it exactly as it always does.
+The FastAPI endpoints stay the documented operations.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -253,6 +253,11 @@ async def serve(request: Request, runtime: Runtime) -> Response:
         request.state.principal, request.state.cmd = caller, (params.get("cmd") or "").strip()[:64]
         if command is None or request.method not in command[1]:
             return json_response(INVALID_PARAMETERS, 400)
+        if command[0] is make_call:  # a cluster runs it on the domain's owner (the form as parsed: read once)
+            from vpbx.cluster.forward import on_owner
+
+            await on_owner(request, runtime, caller.domain_id, body=urlencode(params).encode(),
+                           content_type="application/x-www-form-urlencoded")
         try:
             return await command[0](Ctx(runtime, session, caller, params))
         except ServiceError:

@@ -1,4 +1,4 @@
-"""The configuration reads' answers as bytes, built once and kept until a configuration change (``store.changes``).
+"""The configuration reads' answers as bytes, built once and kept until a ``config`` change (``store.changes``).
 
 Each function here is what a GET endpoint of REST v1 or the legacy API answers; the FastAPI endpoint and the
 fast read path (``api.fastpath``) both call it, so both serve the same bytes from the same cache. A value is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -319,12 +319,14 @@ async def get_clock(principal: Principal = Depends(authenticate),
              description="The clock is shared by every domain of the server: only the operator's key "
                          "(`X-OPERATOR-KEY`) moves it; a domain's `X-API-KEY` gets 403.",
              responses={403: {"description": OPERATOR_ONLY}})
-async def advance(body: AdvanceIn, _: None = Depends(require_operator),
+async def advance(request: Request, body: AdvanceIn, _: None = Depends(require_operator),
                   runtime: Runtime = Depends(get_runtime)) -> Response:
     from vpbx.clock import VirtualClock
+    from vpbx.cluster.forward import on_all
 
     if not isinstance(runtime.clock, VirtualClock):
         raise ApiError(409, "The server runs on the real clock")
     now = await runtime.clock.advance(body.seconds)
     await _engine(runtime).flush()
+    await on_all(request, runtime)  # a cluster: every node's clock (each owner runs its domains' timers)
     return json_response({"now": iso(now), "virtual": True})

@@ -15,8 +15,6 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 __all__ = [
     "MINUTES_PER_DAY",
     "WEEKDAYS",
@@ -240,6 +238,8 @@ class RouteChoice:
 def _days_off(year: int) -> frozenset[date]:
     # is_working_day = not (weekend or holiday or transferred day off), and True for working
     # Saturdays (weekend_workdays): exactly Russia's production calendar.
+    import holidays  # its country tables load at the first schedule that needs them, not at start (issue 14)
+
     cal = holidays.country_holidays("RU", years=year)
     day, out = date(year, 1, 1), set()
     while day.year == year:

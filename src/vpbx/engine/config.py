@@ -1,48 +1,35 @@
 """What the engine reads on every call (a number's route, the blacklist, a department and its members),
 kept in memory so a call costs no queries (performance.md: simulated calls per second).
 
-Freshness: a commit in this process that wrote anything but logs (history, the CRM outbox and its
-attempts, blocked calls) empties the cache, so an employee's DND, a new route or a blacklisted number
-apply from the next call on. Other processes' changes (the CLI) empty it before the next read
-(``store.changes``). A
+Freshness: the cache holds ``store.changes.CONFIG`` and is emptied when a change of it is committed by any
+process, this one included (``after_commit`` moves the version at once), so an employee's DND, a new route or a
+blacklisted number apply from the next call on, wherever they were written (the CLI, another worker). Writes of
+API keys and roles (the ``access`` area) and the engine's own batches (``ENGINE_WRITES``) leave it whole. A
 number's route is cached as what it depends on; the pure schedule rule picks the route for each call.
 
 Reads and commits interleave (a read awaits the store): a read hands its own value to its caller, never
 one looked up again after the await (a commit may have emptied the cache meanwhile), and keeps it only if
-no commit emptied the cache while it read (``_generation``), so what a commit replaced is never cached after it.
+no emptying happened while it read (``_generation``); a value read across a commit is tagged with the version
+before it, so the next read's check drops it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from vpbx.domain import blacklist as blacklist_rules
 from vpbx.domain.callerid import CallerIdConfig
 from vpbx.runtime import Runtime
 from vpbx.services import blacklist, callerids, numbers, ratings, restrictions
+from vpbx.store.changes import CONFIG
+from vpbx.store.changes import ENGINE_WRITES as ENGINE_WRITES  # session.info flag: the engine's batches keep caches
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
-
-TTL = 2.0
-ENGINE_WRITES = "vpbx.engine.writes"  # session.info flag: the engine's own write batches keep the cache
-CHANGED = "vpbx.engine.config_changed"
-LOG_TABLES = frozenset({"call_history", "inner_call_history", "notify_outbox", "notify_attempts", "notify_health",
-                        "blocked_calls"})
-
-
-def _table_of(target: Any) -> str:
-    table = getattr(target, "__table__", None)
-    if table is None:
-        table = getattr(target, "table", None)
-    return str(getattr(table, "name", None) or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,52 +57,20 @@ class ConfigCache:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._data: dict[tuple[Any, ...], Any] = {}
-        self._born = time.monotonic()
         self._generation = 0  # moves at every emptying: a read that saw it move may hold replaced data
+        self._seen: int | None = None  # the CONFIG version the data was read at
         self.hits = self.misses = 0
-        sync_class = getattr(runtime.sessions, "sync_session_class", None) or Session
-        self._listener_target = sync_class
-        self._listeners = (("before_flush", self._before_flush), ("do_orm_execute", self._on_execute),
-                           ("after_commit", self._after_commit),
-                           ("after_transaction_end", self._after_transaction_end))
-        for name, fn in self._listeners:
-            event.listen(sync_class, name, fn)
 
     def close(self) -> None:
-        for name, fn in self._listeners:
-            if event.contains(self._listener_target, name, fn):
-                event.remove(self._listener_target, name, fn)
-
-    @staticmethod
-    def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
-        for obj in (*session.new, *session.dirty, *session.deleted):
-            if _table_of(obj) not in LOG_TABLES:
-                session.info[CHANGED] = True
-                return
-
-    @staticmethod
-    def _on_execute(state: Any) -> None:
-        if (state.is_update or state.is_delete or state.is_insert) and \
-                _table_of(state.statement) not in LOG_TABLES:
-            state.session.info[CHANGED] = True
-
-    def _after_commit(self, session: Session) -> None:
-        # Read, not popped: every cache in the process (one per server: tests run several) must see it.
-        if session.info.get(CHANGED, False) and not session.info.get(ENGINE_WRITES):
-            self.clear()
-
-    def _after_transaction_end(self, session: Session, transaction: Any) -> None:
-        if transaction.parent is None:  # the outermost transaction is over (after every cache's after_commit)
-            session.info.pop(CHANGED, None)
+        """Nothing to release (the change signal is the store's); kept for the engine's shutdown."""
 
     def clear(self) -> None:
         self._data.clear()
         self._generation += 1
-        self._born = time.monotonic()
 
     def _fresh(self) -> None:
-        version = self.rt.reader.changes.version()  # any process's configuration commit (store.changes)
-        if version != getattr(self, "_seen", None):
+        version = self.rt.reader.changes.version(CONFIG)  # any process's configuration commit (store.changes)
+        if version != self._seen:
             self.clear()
             self._seen = version
 

@@ -62,3 +62,27 @@ def restore(text: str) -> Call:
             value = [tuple(e) for e in value or []]
         values[name] = value
     return Call(**values)
+
+
+# --- a cluster's fencing (vpbx.cluster.ownership) ---------------------------------------------------------------
+
+class Fenced(Exception):
+    """The store refused a write batch: these domains' leases carry another token (another node owns them now)."""
+
+    def __init__(self, domains: frozenset[int]) -> None:
+        super().__init__(f"not the owner of domains {sorted(domains)} any more")
+        self.domains = domains
+
+
+def forget(engine: Any, domains: frozenset[int] | set[int]) -> int:
+    """Give up the domains' live state (their owner is another node now, which ended or will end these calls from
+    the store): timers stop, nothing more is written for them. The number of calls dropped."""
+    dropped = 0
+    for callid, call in list(engine.live.items()):
+        if call.domain_id in domains:
+            call.cancel_timers()
+            engine.live.pop(callid, None)
+            dropped += 1
+    engine.busy.difference_update([b for b in engine.busy if b[0] in domains])
+    engine._queue = [w for w in engine._queue if w.call.domain_id not in domains]
+    return dropped

@@ -3,27 +3,27 @@
 A link is ``<base>/records/<domain_id>.<callid>.<expires>.<signature>``: the signature is an HMAC-SHA256
 over the first three parts under a key derived from the server secret, so nobody can forge a link or
 extend its life. A link works without a key for ``LINK_TTL``; with the domain's ``X-API-KEY`` it works
-for as long as the call is in the history. The simulator has no media: the recording is a tone as long
-as the conversation, capped at ``MAX_SECONDS``.
+for as long as the call is in the history. A call recorded by rtpengine is served from the recording store
+(:mod:`vpbx.telephony.media.recordings`); a simulated call has no media: its recording is generated, as long
+as the conversation (capped at ``MAX_SECONDS``), the two parties as two tones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import math
 import struct
-import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vpbx.runtime import Runtime
 
 LINK_TTL = timedelta(days=7)
-MAX_SECONDS = 10
+MAX_SECONDS = 4 * 3600  # streamed, so a long call costs no memory
 SAMPLE_RATE = 8000
-TONE_HZ = 425.0  # the Russian dial tone
+PARTY_HZ = (440.0, 880.0)  # the simulated recording's two parties
 _KEY = "records-key"
 _CONTEXT = b"vpbx record links v1"
 
@@ -82,17 +82,43 @@ def parse(runtime: Runtime, token: str) -> Token | None:
     return Token(domain_id, callid, expires)
 
 
+def _wav_header(frames: int) -> bytes:
+    data = frames * 2
+    return (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE" + b"fmt " +
+            struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16) + b"data" + struct.pack("<I", data))
+
+
+def _second(hz: float) -> bytes:
+    """One second of a tone; 440 and 880 Hz are whole cycles per second, so seconds join without a click."""
+    step = 2 * math.pi * hz / SAMPLE_RATE
+    return b"".join(struct.pack("<h", int(8000 * math.sin(step * i))) for i in range(SAMPLE_RATE))
+
+
+_SECONDS: dict[float, bytes] = {}
+
+
+def _tone_second(hz: float) -> bytes:
+    if hz not in _SECONDS:
+        _SECONDS[hz] = _second(hz)
+    return _SECONDS[hz]
+
+
+def wav_frames(seconds: float) -> int:
+    return int(SAMPLE_RATE * min(max(seconds, 1.0), MAX_SECONDS))
+
+
+def tone_wav_chunks(seconds: float) -> Iterator[bytes]:
+    """The simulator's recording as a stream: a mono 16-bit 8 kHz WAV exactly as long as the talk (at least 1 s,
+    at most ``MAX_SECONDS``), the two parties taking turns each second — the caller at ``PARTY_HZ[0]``, the
+    other party at ``PARTY_HZ[1]`` — so a player hears a conversation and a spectrum shows both peaks."""
+    frames = wav_frames(seconds)
+    yield _wav_header(frames)
+    whole, rest = divmod(frames, SAMPLE_RATE)
+    for i in range(whole):
+        yield _tone_second(PARTY_HZ[i % 2])
+    if rest:
+        yield _tone_second(PARTY_HZ[whole % 2])[: rest * 2]
+
+
 def tone_wav(seconds: float) -> bytes:
-    """A mono 16-bit PCM WAV of a tone, ``seconds`` long (at least 1 s, at most ``MAX_SECONDS``)."""
-    frames = int(SAMPLE_RATE * min(max(seconds, 1.0), MAX_SECONDS))
-    step = 2 * math.pi * TONE_HZ / SAMPLE_RATE
-    period = round(SAMPLE_RATE / TONE_HZ * 40)  # a whole number of cycles, repeated
-    cycle = b"".join(struct.pack("<h", int(8000 * math.sin(step * i))) for i in range(period))
-    pcm = (cycle * (frames // period + 1))[: frames * 2]
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm)
-    return out.getvalue()
+    return b"".join(tone_wav_chunks(seconds))

@@ -42,7 +42,11 @@ ATTEMPTS = 6  # a failing store at start-up: tried again with back-off, then the
 
 
 async def start(runtime: Runtime) -> None:
-    """Start-up hook: end every call the previous run left live, domain by domain."""
+    """Start-up hook: end every call the previous run left live, domain by domain. In a cluster a node ends only
+    the calls of the domains it takes (``vpbx.cluster.ownership`` runs ``recover_domain`` at each claim): the other
+    domains' calls are live on their owners."""
+    if runtime.extras.get("cluster") is not None:
+        return
     await recover_all(runtime)
 
 
@@ -91,6 +95,8 @@ async def _write(engine: CallEngine, writes: list[_Write]) -> list[_Write]:
     for _ in range(ATTEMPTS - 1):
         try:
             return await engine._write_batch(writes, claim=True)
+        except durable.Fenced:
+            raise  # another node took the domain meanwhile: its recovery ends these calls
         except Exception:
             log.exception("ending %d calls left live failed, trying again in %.1f s", len(writes), delay)
             await asyncio.sleep(delay)

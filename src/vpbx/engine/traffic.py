@@ -106,13 +106,24 @@ class _Placed:
     kind: str
     from_: str
     to: str
-    call: Call | None  # None: the engine refused to place it (an error)
+    call: Call | None  # None: the engine refused to place it (an error), or it ended (``ended`` holds it)
+    ended: dict[str, Any] | None = None  # the ended call's summary: a run's log never holds ended calls
 
     def out(self) -> dict[str, Any]:
+        head = {"at": round(self.at, 3), "kind": self.kind, "from": self.from_, "to": self.to}
+        if self.ended is not None:
+            return head | self.ended
         call = self.call
-        return {"at": round(self.at, 3), "kind": self.kind, "from": self.from_, "to": self.to,
-                "callid": call.callid if call else None, "state": call.state if call else "error",
-                "status": call.status if call else None, "answered_by": call.answered_by if call else None}
+        return head | {"callid": call.callid if call else None, "state": call.state if call else "error",
+                       "status": call.status if call else None, "answered_by": call.answered_by if call else None}
+
+    def freeze(self) -> None:
+        """The call ended: keep what ``out`` shows and let the call go (a long run's log stays small)."""
+        call = self.call
+        if call is not None:
+            self.ended = {"callid": call.callid, "state": call.state, "status": call.status,
+                          "answered_by": call.answered_by}
+            self.call = None
 
 
 @dataclass
@@ -132,7 +143,7 @@ class TrafficRun:
     refused: int = 0
     outgoing: int = 0
     errors: int = 0
-    _live: list[Call] = field(default_factory=list)
+    _live: list[tuple[Call, _Placed | None]] = field(default_factory=list)  # with its log line, if logged
     _log: list[_Placed] = field(default_factory=list)
     _saved_devices: dict[str, tuple[bool, Auto | None]] = field(default_factory=dict)
     _saved_externals: dict[str, Auto | None] = field(default_factory=dict)  # None: followed the default
@@ -208,10 +219,11 @@ class TrafficRun:
         if placed.kind == "outgoing":
             self.outgoing += 1
         placed.call = call
-        if len(self._log) < MAX_LOG:
+        logged = len(self._log) < MAX_LOG
+        if logged:
             self._log.append(placed)
         if call is not None:
-            self._live.append(call)
+            self._live.append((call, placed if logged else None))
         return call
 
     async def _give_up(self, call: Call) -> None:
@@ -278,11 +290,14 @@ class TrafficRun:
 
     def _sweep(self) -> None:
         """Count the calls that ended since the last look."""
-        still: list[Call] = []
-        for call in self._live:
+        still: list[tuple[Call, _Placed | None]] = []
+        for call, placed in self._live:
             if call.state not in ENDED:
-                still.append(call)
-            elif call.state == "refused":
+                still.append((call, placed))
+                continue
+            if placed is not None:
+                placed.freeze()
+            if call.state == "refused":
                 self.refused += 1
                 self.missed += 1
             elif call.status == CallStatus.SUCCESS.value:

@@ -17,6 +17,7 @@ from vpbx.notify.ssrf import allow_private
 from vpbx.notify.transport import Answer, client_session, post
 from vpbx.runtime import Runtime
 from vpbx.secrets_store import box_for, open_value
+from vpbx.store.changes import ACCESS
 from vpbx.store.tables import Integration
 
 log = logging.getLogger("vpbx.notify")
@@ -49,6 +50,45 @@ def _remember(runtime: Runtime, domain_id: int, lookup: Lookup) -> None:
     book.setdefault(domain_id, deque(maxlen=RECENT_LOOKUPS)).append(lookup)
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a lookup needs of the integration, its token opened: read once per configuration version."""
+
+    on: bool
+    crm_url: str
+    timeout: float
+    dialect: Dialect
+    token: str
+
+
+def _target_of(runtime: Runtime, integration: Integration | None) -> _Target | None:
+    if integration is None:
+        return None
+    timeout = integration.lookup_timeout if integration.lookup_timeout and integration.lookup_timeout > 0 \
+        else DEFAULT_LOOKUP_TIMEOUT
+    dialect: Dialect = integration.dialect if integration.dialect in ("form", "json", "legacy") else "form"  # type: ignore[assignment]
+    on = bool(integration.enabled and not integration.switched_off and integration.crm_url)
+    return _Target(on, integration.crm_url or "", timeout, dialect, crm_token(runtime, integration) if on else "")
+
+
+async def _target(runtime: Runtime, domain_id: int) -> _Target | None:
+    """The domain's integration as a lookup needs it, cached until any process commits a change of the ``access``
+    area, which integrations belong to (``store.changes``: the same signal as every other cache, no time-to-live;
+    an employee or number written does not empty it). Profiled through the server, the
+    integration's read (a pool checkout and an ORM get per call) was the call path's largest store cost."""
+    changes = getattr(getattr(runtime, "reader", None), "changes", None)
+    version = changes.version(ACCESS) if changes is not None else None
+    book = cast(dict[int, tuple[int, _Target | None]], runtime.extras.setdefault("contact_targets", {}))
+    seen = book.get(domain_id)
+    if seen is not None and version is not None and seen[0] == version:
+        return seen[1]
+    async with runtime.sessions() as session:
+        target = _target_of(runtime, await session.get(Integration, domain_id))
+    if version is not None:
+        book[domain_id] = (version, target)  # the version read BEFORE the load: a change meanwhile reloads
+    return target
+
+
 def crm_token(runtime: Runtime, integration: Integration) -> str:
     """The integration's token in clear (it is stored sealed); empty when it cannot be opened."""
     try:
@@ -66,26 +106,23 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
     outcome = "failed"
     parsed: ContactAnswer | None = None
     try:
-        if integration is None:
-            async with runtime.sessions() as session:
-                integration = await session.get(Integration, domain_id)
-        if integration is None or not integration.enabled or integration.switched_off or not integration.crm_url:
+        target = _target_of(runtime, integration) if integration is not None else await _target(runtime, domain_id)
+        if target is None or not target.on:
             outcome = "off"
             return None
-        timeout = integration.lookup_timeout if integration.lookup_timeout and integration.lookup_timeout > 0 \
-            else DEFAULT_LOOKUP_TIMEOUT
-        dialect: Dialect = integration.dialect if integration.dialect in ("form", "json", "legacy") else "form"  # type: ignore[assignment]
-        body, content_type = build_body(query, crm_token=crm_token(runtime, integration), dialect=dialect)
+        timeout = target.timeout
+        body, content_type = build_body(query, crm_token=target.token, dialect=target.dialect)
         private_ok = allow_private(runtime.settings)
         dispatcher = runtime.extras.get("notifier")
-        http = getattr(dispatcher, "http", None)
+        shared = getattr(dispatcher, "client", None)  # the dispatcher's keep-alive session, while it runs
+        http = shared() if shared is not None and not getattr(dispatcher, "_stopping", True) else None
         headers = {"Content-Type": content_type, "Accept": "application/json"}
-        if http is not None and not http.closed:
-            answer = await asyncio.wait_for(post(http, integration.crm_url, body, headers, timeout, private_ok),
+        if http is not None:
+            answer = await asyncio.wait_for(post(http, target.crm_url, body, headers, timeout, private_ok),
                                             timeout + 0.5)
         else:
             async with client_session(private_ok, limit=4) as own:
-                answer = await asyncio.wait_for(post(own, integration.crm_url, body, headers, timeout, private_ok),
+                answer = await asyncio.wait_for(post(own, target.crm_url, body, headers, timeout, private_ok),
                                                 timeout + 0.5)
         if answer.status is None:
             outcome = "timeout" if (answer.error or "").startswith("timeout") else "failed"

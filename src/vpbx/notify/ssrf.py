@@ -15,11 +15,8 @@ Development opts out explicitly: ``vpbx serve --allow-private-crm`` / ``VPBX_ALL
 from __future__ import annotations
 
 import ipaddress
-import socket
+from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from vpbx.settings import Settings
 
@@ -91,23 +88,10 @@ class AddressRefused(Refused, OSError):
     """A name resolved to an internal address (raised inside aiohttp's connector)."""
 
 
-class SafeResolver(AbstractResolver):
-    """Resolves names and refuses any that has an internal address, unless they are allowed."""
+def __getattr__(name: str) -> Any:
+    """``SafeResolver`` lives in ``vpbx.notify.resolver`` (it imports aiohttp, which loads at first use)."""
+    if name == "SafeResolver":
+        from vpbx.notify.resolver import SafeResolver
 
-    def __init__(self, private_ok: bool) -> None:
-        self.private_ok = private_ok
-        self._inner = DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if self.private_ok:
-            return results
-        internal = [r["host"] for r in results if is_internal(r["host"])]
-        if internal or not results:
-            raise AddressRefused(f"{host} resolves to the private address {internal[0] if internal else '?'} "
-                                 f"({ALLOW_HINT})")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
+        return SafeResolver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

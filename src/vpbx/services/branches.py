@@ -12,14 +12,13 @@ import asyncio
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.notify import ssrf
 from vpbx.schemas.branches import BranchCreate, BranchUpdate
-from vpbx.secrets_store import InvalidToken, SecretBox
+from vpbx.secrets_store import SecretBox
 from vpbx.services.errors import Forbidden, Invalid, NotFound
 from vpbx.services.users import search_text
 from vpbx.store.repositories import directory as dir_repo
@@ -27,7 +26,10 @@ from vpbx.store.repositories import trunks as repo
 from vpbx.store.tables import Domain
 from vpbx.store.tables.trunks import Branch
 
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+if TYPE_CHECKING:  # httpx (and what it imports) loads at the first sync, not at every server's start (issue 14)
+    import httpx
+
+TIMEOUT = (10.0, 5.0)  # seconds: a request, and its connect
 PAGE_SIZE = 500
 MAX_ITEMS = 100_000
 USER_AGENT = "vpbx-branch-sync"
@@ -105,6 +107,8 @@ async def update(session: AsyncSession, domain: Domain, remote_domain: str, data
         b.url, changed = data.url or None, True
     if data.key is not None:
         key = _key(data.key.get_secret_value())
+        from cryptography.fernet import InvalidToken  # loaded with the first box used, not at start (issue 14)
+
         try:
             same_key = box.open(b.key_sealed) == key
         except InvalidToken:
@@ -143,6 +147,8 @@ class SyncResult:
 
 
 def target(b: Branch, box: SecretBox) -> SyncTarget:
+    from cryptography.fernet import InvalidToken
+
     try:
         key = box.open(b.key_sealed)
     except InvalidToken:
@@ -188,6 +194,8 @@ def _message(resp: httpx.Response) -> str:
 
 
 async def _fetch_all(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
+    import httpx
+
     items: list[dict[str, Any]] = []
     start = 0
     while True:
@@ -218,8 +226,12 @@ async def _fetch_all(client: httpx.AsyncClient, path: str) -> list[dict[str, Any
 
 
 async def fetch_directory(t: SyncTarget, *, private_ok: bool, transport: httpx.AsyncBaseTransport | None = None,
-                          http_timeout: httpx.Timeout = TIMEOUT) -> SyncResult:
+                          http_timeout: httpx.Timeout | None = None) -> SyncResult:
     """The other PBX's employees and departments, or a failure status with its reason. Never raises."""
+    import httpx
+
+    if http_timeout is None:
+        http_timeout = httpx.Timeout(TIMEOUT[0], connect=TIMEOUT[1])
     if not t.key:
         return SyncResult("invalid_key", "the stored key cannot be read (server secret changed): set it again")
     if not usable_key(t.key):  # stored before keys were checked: it cannot be sent

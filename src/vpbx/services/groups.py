@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.schemas.groups import GroupCreate, GroupUpdate, MembersChange, TimeoutIn
 from vpbx.services.errors import Invalid, NotFound
-from vpbx.services.users import claim_ext, free_ext, search_text
+from vpbx.services.users import CLAIM_ATTEMPTS, claim_ext, claiming, pick_free, search_text
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
@@ -49,8 +50,8 @@ def group_out(g: Group, members: list[tuple[GroupMember, User]]) -> dict[str, An
     }
 
 
-async def get(session: AsyncSession, domain_id: int, group_id: str) -> Group:
-    group = await repo.find_group(session, domain_id, group_id)
+async def get(session: AsyncSession, domain_id: int, group_id: str, *, lock: repo.Lock = None) -> Group:
+    group = await repo.find_group(session, domain_id, group_id, lock=lock)
     if group is None:
         raise NotFound("group")
     return group
@@ -63,12 +64,12 @@ async def render(session: AsyncSession, groups: list[Group]) -> list[dict[str, A
 
 async def _apply_timeout(session: AsyncSession, domain_id: int, group: Group, t: TimeoutIn) -> None:
     if t.target == "user":
-        found = await repo.users_by_logins(session, domain_id, [t.user or ""])
+        found = await repo.users_by_logins(session, domain_id, [t.user or ""], lock="refer")
         if not found:
             raise Invalid("timeout.user", f"no employee '{t.user}'")
         t.user = next(iter(found.values())).login
     if t.target == "group":
-        target = await repo.find_group(session, domain_id, t.group or "")
+        target = await repo.find_group(session, domain_id, t.group or "", lock="refer")
         if target is None:
             raise Invalid("timeout.group", f"no department '{t.group}'")
         t.group = target.group_id
@@ -79,15 +80,16 @@ async def _apply_timeout(session: AsyncSession, domain_id: int, group: Group, t:
     group.timeout_telnum = t.telnum if t.target == "telnum" else None
 
 
-async def _replace_members(session: AsyncSession, domain_id: int, group: Group, data: GroupUpdate) -> None:
+async def _replace_members(session: AsyncSession, domain_id: int, group: Group, data: GroupUpdate, *,
+                           new: bool = False) -> None:
     assert data.users is not None
-    found = await repo.users_by_logins(session, domain_id, [m.login for m in data.users])
+    found = await repo.users_by_logins(session, domain_id, [m.login for m in data.users], lock="refer")
     missing = [m.login for m in data.users if m.login not in found]
     if missing:
         raise Invalid("users", f"no employees {', '.join(missing)}")
     if len({found[m.login].id for m in data.users}) != len(data.users):
         raise Invalid("users", "an employee is listed twice")
-    current = {m.user_id: m for m, _ in (await repo.members(session, [group.id]))[group.id]}
+    current = {} if new else {m.user_id: m for m, _ in (await repo.members(session, [group.id]))[group.id]}
     keep = set()
     for pos, item in enumerate(data.users):
         user = found[item.login]
@@ -108,44 +110,72 @@ def _search(group: Group) -> str:
     return search_text(group.group_id, group.name, group.ext)
 
 
+async def _refer(session: AsyncSession, domain_id: int, data: GroupCreate | GroupUpdate) -> None:
+    """Lock the employees and the department a department's settings name before its own row (the order every
+    write keeps: what is referred to first), so a deletion of one of them waits for this write or this write
+    finds it gone."""
+    logins = [m.login for m in data.users or []]
+    if data.timeout is not None and data.timeout.target == "user" and data.timeout.user:
+        logins.append(data.timeout.user)
+    if logins:
+        await repo.users_by_logins(session, domain_id, logins, lock="refer")
+    if data.timeout is not None and data.timeout.target == "group" and data.timeout.group:
+        await repo.find_group(session, domain_id, data.timeout.group, lock="refer")
+
+
 async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: datetime,
                  group_id: str | None = None) -> Group:
-    await repo.lock_domain(session, domain.id)
-    if domain.limit_groups >= 0 and await repo.count_groups(session, domain.id) >= domain.limit_groups:
-        raise Invalid("limits.groups", f"the domain's limit of {domain.limit_groups} departments is reached")
-    if data.ext is not None:
-        if await repo.ext_owner(session, domain.id, data.ext) is not None:
-            raise Invalid("ext", f"extension {data.ext} is taken")
-        ext = data.ext
+    await repo.begin_write(session)
+    if domain.limit_groups >= 0:
+        await repo.lock_domain(session, domain.id)  # a count holds only while the domain's row is taken
+        if await repo.count_groups(session, domain.id) >= domain.limit_groups:
+            raise Invalid("limits.groups", f"the domain's limit of {domain.limit_groups} departments is reached")
+    for attempt in range(CLAIM_ATTEMPTS):
+        if data.ext is not None:
+            if await repo.ext_owner(session, domain.id, data.ext) is not None:
+                raise Invalid("ext", f"extension {data.ext} is taken")
+            ext = data.ext
+        else:
+            ext = pick_free(await repo.used_extensions(session, domain.id), attempt)
+        group = Group(
+            domain_id=domain.id,
+            group_id=group_id or f"g_{uuid.uuid4()}",
+            name=data.name,
+            ext=ext,
+            call_order=data.call_order or "ALL",
+            call_duration=data.call_duration or 15,
+            advanced=data.advanced or "off",
+            queue_position=bool(data.queue_position),
+            timeout_time=120,
+            timeout_target="voicemail",
+            created_at=now,
+        )
+        group.search_text = _search(group)
+        # Set before the insert (no second UPDATE of the new row).
+        await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
+        try:
+            async with claiming(session):
+                session.add(group)
+                await session.flush()
+                await repo.claim_ext(session, domain.id, ext, "group", group.id)
+        except (IntegrityError, repo.ExtensionTaken):
+            # PostgreSQL: a concurrent creation claimed it first; asked for by number, the client's 400.
+            if data.ext is not None:
+                raise Invalid("ext", f"extension {data.ext} is taken") from None
+            continue
+        break
     else:
-        ext = await free_ext(session, domain.id, with_default_login=False)
-    group = Group(
-        domain_id=domain.id,
-        group_id=group_id or f"g_{uuid.uuid4()}",
-        name=data.name,
-        ext=ext,
-        call_order=data.call_order or "ALL",
-        call_duration=data.call_duration or 15,
-        advanced=data.advanced or "off",
-        queue_position=bool(data.queue_position),
-        timeout_time=120,
-        timeout_target="voicemail",
-        created_at=now,
-    )
-    group.search_text = _search(group)
-    session.add(group)
-    await session.flush()
-    await claim_ext(session, domain.id, ext, "group", group.id)
-    await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
+        raise Invalid("ext", "no free extension could be claimed; try again")
     if data.users is not None:
-        await _replace_members(session, domain.id, group, data)
+        await _replace_members(session, domain.id, group, data, new=True)
     await session.flush()
     return group
 
 
 async def update(session: AsyncSession, domain_id: int, group_id: str, data: GroupUpdate) -> Group:
-    await repo.lock_domain(session, domain_id)
-    group = await get(session, domain_id, group_id)
+    await repo.begin_write(session)
+    await _refer(session, domain_id, data)
+    group = await get(session, domain_id, group_id, lock="edit")
     if data.ext is not None and data.ext != group.ext:
         if await repo.ext_owner(session, domain_id, data.ext) is not None:
             raise Invalid("ext", f"extension {data.ext} is taken")
@@ -166,8 +196,8 @@ async def update(session: AsyncSession, domain_id: int, group_id: str, data: Gro
 
 
 async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
-    await repo.lock_domain(session, domain_id)
-    group = await get(session, domain_id, group_id)
+    await repo.begin_write(session)
+    group = await get(session, domain_id, group_id, lock="delete")  # see services.users.delete
     await repo.release_ext(session, domain_id, group.ext, "group", group.id)
     await repo.reset_timeouts_to(session, domain_id, group=group.group_id)
     from vpbx.services import numbers  # numbers' routes pointing at the department: redirected (§9)
@@ -179,10 +209,10 @@ async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
 
 async def change_members(session: AsyncSession, domain_id: int, group_id: str, change: MembersChange) -> None:
     """002 §8.6, all or nothing: every login is checked before anything changes."""
-    await repo.lock_domain(session, domain_id)
-    group = await get(session, domain_id, group_id)
+    await repo.begin_write(session)
     names = [*change.add, *change.calls_disable, *change.remove]
-    found = await repo.users_by_logins(session, domain_id, names)
+    found = await repo.users_by_logins(session, domain_id, names, lock="refer")  # before the department's row
+    group = await get(session, domain_id, group_id, lock="edit")
     for field in ("add", "calls_disable", "remove"):
         missing = [n for n in getattr(change, field) if n not in found]
         if missing:

@@ -1,11 +1,13 @@
 """Media files (002 §12.4) and the music on ringback and hold (§12.2, §12.3).
 
 Standard files are built in (no upload, same for every domain); uploaded files are checked (wav, mp3 or
-ogg by their first bytes, at most 10 MiB) and stored under ``<home>/media/<domain_id>/<file id>.<format>``.
+ogg by their first bytes, at most 10 MiB), decoded and converted once to an 8 kHz mono 16-bit WAV (what
+rtpengine plays; :mod:`vpbx.services.audio`) and stored under ``<home>/media/<domain_id>/<file id>.wav``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vpbx.services import settings
+from vpbx.services import audio, settings
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import settings as repo
 from vpbx.store.tables import MediaFile
@@ -87,8 +89,14 @@ async def add(session: AsyncSession, domain_id: int, type_: str, name: str, data
     if fmt is None:
         raise Invalid("file", "not a wav, mp3 or ogg audio file")
     display = clean_name(name) or f"{type_}.{fmt}"
+    # Converted once, here, to what the media path plays (8 kHz mono 16-bit WAV); a file that does not decode
+    # is refused before anything is written.
+    try:
+        data = await asyncio.to_thread(audio.convert_to_wav8k, data, fmt)
+    except audio.AudioError as exc:
+        raise Invalid("file", str(exc)) from exc
     media = MediaFile(domain_id=domain_id, file_id=f"{uuid.uuid4()}_{uuid.uuid4()}", type=type_, name=display,
-                      format=fmt, size=len(data), created_at=now)
+                      format="wav", size=len(data), created_at=now)
     path = media_path(home, media)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")

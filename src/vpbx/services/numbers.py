@@ -40,7 +40,7 @@ from vpbx.schemas.numbers import (
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as dir_repo
 from vpbx.store.repositories import numbers as repo
-from vpbx.store.tables import Domain, IvrMenu, Telnum
+from vpbx.store.tables import Domain, Group, IvrMenu, Telnum, User
 
 # 9.9's example: Monday to Friday 9:00-18:00, the weekend off.
 DEFAULT_SCHEDULE: dict[str, Any] = {
@@ -231,19 +231,25 @@ async def main_phone(session: AsyncSession, domain_id: int) -> str | None:
 class _Resolver:
     """Checks that referenced employees, departments and menus exist; saves inline menus."""
 
-    def __init__(self, session: AsyncSession, domain_id: int, new_menus: Iterable[str]) -> None:
+    def __init__(self, session: AsyncSession, domain_id: int, new_menus: Iterable[str],
+                 known: tuple[dict[str, User], dict[str, Group]] | None = None) -> None:
         self.session = session
         self.domain_id = domain_id
         self.new_menus = set(new_menus)
+        self.users, self.groups = known or ({}, {})  # found (and locked) by ``_refer`` already
 
     async def user(self, login: str, path: str) -> str:
-        found = await dir_repo.users_by_logins(self.session, self.domain_id, [login])
-        if not found:
-            raise Invalid(path, f"no employee '{login}'")
-        return found[login].login
+        user = self.users.get(login)
+        if user is None:
+            found = await dir_repo.users_by_logins(self.session, self.domain_id, [login], lock="refer")
+            if not found:
+                raise Invalid(path, f"no employee '{login}'")
+            user = found[login]
+        return user.login
 
     async def group(self, group_id: str, path: str) -> str:
-        group = await dir_repo.find_group(self.session, self.domain_id, group_id)
+        group = self.groups.get(group_id) or await dir_repo.find_group(self.session, self.domain_id, group_id,
+                                                                         lock="refer")
         if group is None:
             raise Invalid(path, f"no department '{group_id}'")
         return group.group_id
@@ -292,6 +298,35 @@ class _Resolver:
         elif kind == "telnum":
             out["telnum"] = t.telnum
         return out
+
+
+async def _refer(session: AsyncSession, domain_id: int,
+                 body: TelnumRouteIn) -> tuple[dict[str, User], dict[str, Group]]:
+    """Lock every employee and department the route names (for reference), before the number's row; what was
+    found, by the name given."""
+    logins: list[str] = []
+    groups: list[str] = []
+    targets: list[Any] = [body, body.work, body.other, *(body.custom_routes or [])]
+    menus = [m for m in [body.ivr, *(getattr(t, "ivr", None) for t in targets if t is not None)] if m is not None]
+    for t in [*targets, *(b for m in menus for b in m.items)]:
+        if t is None:
+            continue
+        if getattr(t, "user", None):
+            logins.append(t.user)
+        if getattr(t, "group", None):
+            groups.append(t.group)
+    kind, value = _crm_parts(body.crm or "")
+    if value and kind == "user":
+        logins.append(value)
+    if value and kind == "group":
+        groups.append(value)
+    users = await dir_repo.users_by_logins(session, domain_id, logins, lock="refer") if logins else {}
+    found: dict[str, Group] = {}
+    for group_id in sorted(set(groups)):
+        group = await dir_repo.find_group(session, domain_id, group_id, lock="refer")
+        if group is not None:
+            found[group_id] = group
+    return users, found
 
 
 def _inline_menus(body: TelnumRouteIn) -> list[str]:
@@ -392,11 +427,16 @@ async def _crm_option(resolver: _Resolver, option: str) -> str:
 
 async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Telnum:
     """9.3: validate everything first, then change the number (all or nothing)."""
-    # The domain's write turn first (services.users, groups take it too): the employees, departments and menus
-    # the route names cannot vanish before the commit, and two routes saving one inline menu do not collide.
-    await dir_repo.lock_domain(session, domain_id)
+    # What the route names is locked before the number (services.users.delete takes them in that order): an
+    # employee or department it points at cannot vanish before the commit. Saving an inline menu under its name
+    # takes the domain's row, so two routes saving one menu do not collide (menus have no row to lock yet).
+    await dir_repo.begin_write(session)
+    inline = _inline_menus(body)
+    if inline:
+        await dir_repo.lock_domain(session, domain_id)
+    known = await _refer(session, domain_id, body)
     row = await get(session, domain_id, telnum, lock=True)
-    resolver = _Resolver(session, domain_id, _inline_menus(body))
+    resolver = _Resolver(session, domain_id, inline, known)
     route_user = route_group = ivr_menu = None
     work, other, schedule, custom = row.work, row.other, row.schedule, row.custom_routes
     if body.type == "user":
@@ -669,9 +709,28 @@ async def release(session: AsyncSession, domain_id: int, *, user: str | None = N
     card assigned to a deleted employee is switched off."""
     key, value = ("user", user) if user is not None else ("group", group)
     assert value is not None
-    first = await repo.first_user(session, domain_id, excluding=user)
+
+    def points_at(t: dict[str, Any] | None) -> bool:
+        return bool(t) and _retarget(t, key, value, None) is not None  # type: ignore[arg-type]
+
+    rows = [row for row in await repo.all_telnums(session, domain_id)
+            if (key == "user" and user in (row.route_user, row.sim_user))
+            or (key == "group" and row.route_group == group)
+            or any(points_at(t) for t in (row.work, row.other, *(row.custom_routes or [])))]
+    menus = [m for m in (await repo.menus(session, domain_id)).values() if any(points_at(i) for i in m.items)]
+    if not dir_repo.is_sqlite(session):
+        # PostgreSQL: only the rows that point at it, locked and read again, so a route saved meanwhile is not
+        # overwritten with what was read before it. A write that would make another row point at it locks the
+        # employee or department to refer to it first, so it came before the lock the deletion took (and is
+        # among the rows read above) or waits and finds it gone.
+        rows = await repo.relock(session, Telnum, [r.id for r in rows])
+        menus = await repo.relock(session, IvrMenu, [m.id for m in menus])
+    if not rows and not menus:
+        return
+    # Locked for reference, skipping one being deleted (never waits: taken after the numbers' rows, out of order).
+    first = await repo.first_user(session, domain_id, excluding=user, lock=True)
     replacement = first.login if first else None
-    for row in await repo.all_telnums(session, domain_id):
+    for row in rows:
         if key == "user" and row.route_user == user:
             row.route_user = replacement
         if key == "group" and row.route_group == group:
@@ -691,7 +750,7 @@ async def release(session: AsyncSession, domain_id: int, *, user: str | None = N
         if routes != (row.custom_routes or []):
             row.custom_routes = routes
         row.search_text = search_text_of(row)
-    for menu in (await repo.menus(session, domain_id)).values():
+    for menu in menus:
         items = [_retarget(i, key, value, replacement) for i in menu.items]
         if any(i is not None for i in items):
             menu.items = [new if new is not None else old for new, old in zip(items, menu.items, strict=True)

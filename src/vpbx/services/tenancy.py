@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.rights import BUILTIN_ROLE_RIGHTS, is_valid_right
 from vpbx.notify.payloads import DEFAULT_EDITION, DIALECTS
-from vpbx.secrets_store import box_of, seal_value
+from vpbx.secrets_store import SEALED, box_of, seal_value
 from vpbx.security import key_hash, new_key
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as dir_repo
@@ -101,7 +101,15 @@ async def revoke_key(session: AsyncSession, domain: Domain, key_id_or_prefix: st
     return revoked
 
 
+ROLE_NAME_LENGTH = 255  # custom_roles.name
+
+
 async def create_role(session: AsyncSession, domain: Domain, name: str, rights: list[str]) -> CustomRole:
+    name = name.strip()
+    if not name:
+        raise Invalid("name", "the role needs a name")
+    if len(name) > ROLE_NAME_LENGTH:
+        raise Invalid("name", f"at most {ROLE_NAME_LENGTH} characters")
     bad = [r for r in rights if not is_valid_right(r)]
     if bad:
         raise Invalid("rights", f"unknown rights {', '.join(bad)}")
@@ -122,6 +130,7 @@ async def set_integration(session: AsyncSession, domain: Domain, *, crm_url: str
             raise Invalid("crm_url", "the CRM URL must be http(s)")
         integration.crm_url = crm_url
     if crm_token is not None:
+        _not_sealed("crm_token", crm_token)
         integration.crm_token = seal_value(box_of(session), crm_token) or ""  # rests encrypted
     if legacy_token is not None:
         integration.legacy_token_hash = key_hash(legacy_token)
@@ -139,9 +148,17 @@ async def set_integration(session: AsyncSession, domain: Domain, *, crm_url: str
     if lookup_timeout is not None:
         integration.lookup_timeout = lookup_timeout
     if signing_secret is not None:
+        _not_sealed("signing_secret", signing_secret)
         integration.signing_secret = seal_value(box_of(session), signing_secret or None)
     await session.flush()
     return integration
+
+
+def _not_sealed(field: str, value: str) -> None:
+    # seal_value keeps a ``sealed:`` value as it is (a stored one posted back); typed by a caller it would be
+    # stored as a sealed secret that opens to nothing, so every path (API, CLI, cabinet) refuses it here.
+    if value.startswith(SEALED):
+        raise Invalid(field, "give the value itself, not a sealed one")
 
 
 LEGACY_EDITIONS = ("000", "001", "004")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.extensions import next_free
@@ -14,6 +18,7 @@ from vpbx.schemas.users import UserCreate, UserUpdate
 from vpbx.security import generated_password_hash_async, hash_password_async
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.store.repositories import directory as repo
+from vpbx.store.repositories import sip as sip_repo
 from vpbx.store.tables import CustomRole, Domain, Group, User
 
 
@@ -49,8 +54,8 @@ def user_out(u: User | Row[Any], status: str | None = None) -> dict[str, Any]:
     return out
 
 
-async def get(session: AsyncSession, domain_id: int, login: str) -> User:
-    user = await repo.find_user(session, domain_id, login)
+async def get(session: AsyncSession, domain_id: int, login: str, *, lock: repo.Lock = None) -> User:
+    user = await repo.find_user(session, domain_id, login, lock=lock)
     if user is None:
         raise NotFound("user")
     return user
@@ -80,10 +85,27 @@ async def claim_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, 
         raise Invalid("ext", f"extension {ext} is taken") from None
 
 
-async def free_ext(session: AsyncSession, domain_id: int, *, with_default_login: bool) -> str:
-    """The extension 002 §6.3 chooses "from the free ones"; for an employee without a login, one whose default
-    login ``u<ext>`` is free too (an employee whose extension changed keeps their old login)."""
-    return next_free(await repo.used_extensions(session, domain_id, with_default_logins=with_default_login))
+# The extension 002 §6.3 chooses "from the free ones" (for an employee without a login, one whose default login
+# ``u<ext>`` is free too: an employee whose extension changed keeps their old login) is claimed through the
+# database's keys (the extensions table, the employees' login and extension), with no lock: on PostgreSQL
+# concurrent creations may pick the same, one wins and the others try again, each further attempt picking among
+# more of the lowest free ones (they spread out).
+CLAIM_ATTEMPTS = 64
+
+
+def pick_free(used: set[str], attempt: int) -> str:
+    taken = set(used)
+    ext = next_free(taken)
+    for _ in range(random.randrange(4 * attempt) if attempt else 0):
+        taken.add(ext)
+        ext = next_free(taken)
+    return ext
+
+
+def claiming(session: AsyncSession) -> AbstractAsyncContextManager[object]:
+    """Where a claim may lose a race (PostgreSQL), a savepoint to try again from; SQLite's writer holds the
+    write lock from ``begin_write`` on, so nothing can take a key between its check and its claim."""
+    return contextlib.nullcontext() if repo.is_sqlite(session) else session.begin_nested()
 
 
 def _apply_redirect(user: User, data: UserUpdate) -> None:
@@ -97,53 +119,66 @@ def _apply_redirect(user: User, data: UserUpdate) -> None:
 
 
 async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: datetime) -> User:
-    # Hashed in the hashing pool (off the event loop) before this write takes the domain's turn: other writers of
-    # the domain never wait for a hash.
+    # Hashed in the hashing pool (off the event loop) before the write begins: writers never wait for a hash.
     password_hash = await (hash_password_async(data.password) if data.password else generated_password_hash_async())
-    await repo.lock_domain(session, domain.id)
-    if domain.limit_users >= 0 and await repo.count_users(session, domain.id) >= domain.limit_users:
-        raise Invalid("limits.users", f"the domain's limit of {domain.limit_users} employees is reached")
+    await repo.begin_write(session)
+    if domain.limit_users >= 0:
+        await repo.lock_domain(session, domain.id)  # a count holds only while the domain's row is taken
+        if await repo.count_users(session, domain.id) >= domain.limit_users:
+            raise Invalid("limits.users", f"the domain's limit of {domain.limit_users} employees is reached")
     role = data.role or "user"
     await _check_role(session, domain.id, role)
-    if data.ext is not None:
-        await _check_ext_free(session, domain.id, data.ext)
-        ext = data.ext
-    else:
-        ext = await free_ext(session, domain.id, with_default_login=data.login is None)
-    login = data.login or f"u{ext}"
-    # A default login of an extension chosen here is free (free_ext made sure, in this write turn).
-    if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
-        raise Invalid("login", f"login '{login}' is taken")
-    user = User(
-        domain_id=domain.id,
-        login=login,
-        name=data.name,
-        position=data.position if data.position is not None else "Менеджер",
-        email=data.email or "",
-        ext=ext,
-        telnum="",
-        role=role,
-        mobile=data.mobile or "",
-        password_hash=password_hash,
-        created_at=now,
-        mobile_redirect_enabled=False,
-        mobile_redirect_forward=False,
-        mobile_redirect_delay=0,
-        dnd=False,
-        absent=False,
-    )
-    _apply_redirect(user, data)
-    user.search_text = user_search_text(user)
-    session.add(user)
-    await session.flush()
-    await claim_ext(session, domain.id, ext, "user", user.id)
-    return user
+    for attempt in range(CLAIM_ATTEMPTS):
+        if data.ext is not None:
+            await _check_ext_free(session, domain.id, data.ext)
+            ext = data.ext
+        else:
+            used = await repo.used_extensions(session, domain.id, with_default_logins=data.login is None)
+            ext = pick_free(used, attempt)
+        login = data.login or f"u{ext}"
+        if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
+            raise Invalid("login", f"login '{login}' is taken")
+        user = User(
+            domain_id=domain.id,
+            login=login,
+            name=data.name,
+            position=data.position if data.position is not None else "Менеджер",
+            email=data.email or "",
+            ext=ext,
+            telnum="",
+            role=role,
+            mobile=data.mobile or "",
+            password_hash=password_hash,
+            created_at=now,
+            mobile_redirect_enabled=False,
+            mobile_redirect_forward=False,
+            mobile_redirect_delay=0,
+            dnd=False,
+            absent=False,
+        )
+        _apply_redirect(user, data)
+        user.search_text = user_search_text(user)
+        try:
+            async with claiming(session):
+                session.add(user)
+                await session.flush()
+                await repo.claim_ext(session, domain.id, ext, "user", user.id)
+        except (IntegrityError, repo.ExtensionTaken):
+            # PostgreSQL: a concurrent creation took the extension or the login first (the keys decide); the
+            # next attempt reads what it committed. Asked for by name, they are the client's 400.
+            if data.ext is not None:
+                raise Invalid("ext", f"extension {data.ext} is taken") from None
+            if data.login is not None and await repo.login_taken(session, domain.id, data.login):
+                raise Invalid("login", f"login '{login}' is taken") from None
+            continue
+        return user
+    raise Invalid("ext", "no free extension could be claimed; try again")
 
 
 async def update(session: AsyncSession, domain_id: int, login: str, data: UserUpdate) -> User:
     password_hash = await hash_password_async(data.password) if data.password is not None else None
-    await repo.lock_domain(session, domain_id)
-    user = await get(session, domain_id, login)
+    await repo.begin_write(session)
+    user = await get(session, domain_id, login, lock="edit")
     if data.role is not None:
         await _check_role(session, domain_id, data.role)
         user.role = data.role
@@ -163,12 +198,16 @@ async def update(session: AsyncSession, domain_id: int, login: str, data: UserUp
     _apply_redirect(user, data)
     user.search_text = user_search_text(user)
     await session.flush()
+    if data.password is not None:  # a phone's digest credentials (issue 16)
+        await sip_repo.set_password(session, user, data.password)
     return user
 
 
 async def delete(session: AsyncSession, domain_id: int, login: str) -> None:
-    await repo.lock_domain(session, domain_id)
-    user = await get(session, domain_id, login)
+    await repo.begin_write(session)
+    # Its row first: a write pointing at the employee (a route, a department) locks it to refer to it, so it
+    # either committed before (and is redirected below) or waits and finds the employee gone.
+    user = await get(session, domain_id, login, lock="delete")
     await repo.release_ext(session, domain_id, user.ext, "user", user.id)
     await repo.reset_timeouts_to(session, domain_id, user=user.login)
     from vpbx.services import numbers  # numbers' routes/SIMs pointing at the employee: redirected (§9-10)

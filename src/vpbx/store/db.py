@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import weakref
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from vpbx.store.sqlite_cursor import adopt
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,6 +45,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            adopt(dbapi_conn)  # one trip to aiosqlite's thread per statement (sqlite_cursor)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # durable with WAL at commit boundaries
@@ -70,7 +75,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 # still open) fails instead of hanging.
 WRITER_TURN = "vpbx.writer_turn"
 WRITER_WAIT = 30.0
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")  # BEGIN: repositories.directory.begin_write
 _TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
@@ -114,8 +119,55 @@ def _upgrade(connection: Connection, revision: str, box: Any = None) -> None:
     command.upgrade(cfg, revision)
 
 
+_REVISION = re.compile(r"^revision\b[^=\n]*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_PARENTS = re.compile(r"^(?:down_revision|depends_on)\b[^=\n]*=(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
+
+
+def _graph() -> dict[str, set[str]] | None:
+    """Each migration's parents (``down_revision`` and ``depends_on``), read from the files without importing
+    Alembic; None when a file does not read as expected (then Alembic decides)."""
+    parents: dict[str, set[str]] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found = _REVISION.search(text)
+        lines = _PARENTS.findall(text)
+        if found is None or len(lines) != 2 or any("(" in line and ")" not in line for line in lines):
+            return None
+        parents[found.group(1)] = {q for line in lines for q in _QUOTED.findall(line)}
+    return parents
+
+
+async def _at_heads(engine: AsyncEngine) -> bool:
+    """Every migration is applied already: a warm start needs no Alembic (its import and script scan cost a
+    tenth of ``vpbx serve``'s start; issue 14). Applied means: each head is in the store's version table or is
+    an ancestor (parent or dependency) of one there, as Alembic reckons it."""
+    graph = _graph()
+    if not graph:
+        return False
+    try:
+        async with engine.connect() as conn:
+            stored = {row[0] for row in await conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+    except DBAPIError:  # a new store: no version table yet
+        return False
+    if not stored or not stored <= graph.keys():
+        return False
+    applied, todo = set(), list(stored)
+    while todo:
+        rev = todo.pop()
+        if rev not in applied:
+            applied.add(rev)
+            todo.extend(graph.get(rev, ()))
+    heads = graph.keys() - {p for ps in graph.values() for p in ps}
+    return heads <= applied
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "heads", box: Any = None) -> None:
     """Apply every migration not yet applied (each feature may add its own head). ``box``: the server's
     ``SecretBox``, for migrations that seal what was stored in clear."""
+    if revision == "heads" and await _at_heads(engine):
+        return
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # nodes of a cluster start together: one migrates, the rest wait
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7215005019)")
         await conn.run_sync(_upgrade, revision, box)

@@ -5,7 +5,7 @@ thread (measured: 0.15 ms in-loop against 1.1 ms through aiosqlite for a page an
 reads run on a plain sqlite3 connection right on the event loop. WAL gives them a consistent
 snapshot beside the async writers. On PostgreSQL reads go through the async engine as usual.
 
-``cached`` keeps built values (response bodies) until ``store.changes`` reports a configuration commit.
+``cached`` keeps built values (response bodies) until ``store.changes`` reports a commit of their area (config).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from vpbx.store.changes import Changes
+from vpbx.store.changes import CONFIG, Changes
 from vpbx.store.db import is_sqlite, normalize_url
 
 T = TypeVar("T")
@@ -66,8 +66,9 @@ class Reader:
         return row[0] if row is not None else None
 
     def fresh(self) -> dict[Hashable, Any]:
-        """The cache, emptied first if any configuration change was committed since it was filled."""
-        version = self.changes.in_request()
+        """The cache, emptied first if a configuration change (``changes.CONFIG``: not keys or roles) was committed
+        since it was filled."""
+        version = self.changes.in_request(CONFIG)
         if version != self._version:
             self._cache.clear()
             self._version = version
@@ -85,7 +86,7 @@ class Reader:
             pass
         version = self._version
         value = await build()
-        if self.changes.version() == version == self._version:
+        if self.changes.version(CONFIG) == version == self._version:
             if len(cache) > 10_000:
                 cache.clear()
             cache[key] = value

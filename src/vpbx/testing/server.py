@@ -30,7 +30,8 @@ def free_port() -> int:
 # A test server's defaults where its settings leave them unset: its CRMs are loopback receivers (the SSRF
 # guard would refuse them), and one test session's deliberate wrong keys all come from 127.0.0.1 (the
 # failed-login limit would lock the suite out). Tests of those guards set them explicitly.
-TEST_DEFAULTS = {"allow_private_crm": True, "auth_fail_limit": 1_000_000}
+# In-process servers are one node each: no cluster (tests/cluster runs real `vpbx serve` nodes instead).
+TEST_DEFAULTS = {"allow_private_crm": True, "auth_fail_limit": 1_000_000, "cluster": False}
 
 
 class ServerThread:

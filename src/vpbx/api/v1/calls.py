@@ -10,6 +10,7 @@ from starlette.responses import Response
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response
+from vpbx.cluster.forward import owner_gate
 from vpbx.runtime import Runtime
 from vpbx.schemas.calls import MakeCallIn, MakeCallOut, RatingIn, RatingOut
 from vpbx.services import calls, ratings
@@ -17,7 +18,8 @@ from vpbx.services import calls, ratings
 router = APIRouter(tags=["5. Исходящий звонок"])
 
 
-@router.post("/makecall", response_model=MakeCallOut, summary="5.1 Совершение исходящего звонка")
+@router.post("/makecall", response_model=MakeCallOut, summary="5.1 Совершение исходящего звонка",
+             dependencies=[Depends(owner_gate)])  # a cluster runs it on the domain's owner
 async def make_call(
     body: MakeCallIn,
     principal: Principal = Depends(require("calls.create")),

@@ -17,7 +17,7 @@ from vpbx.store.repositories import tenancy as repo
 
 router = APIRouter(route_class=web.ConsoleRoute)
 VERB_LABELS = {"get": "Просмотр", "create": "Создание", "edit": "Редактирование", "delete": "Удаление"}
-NAME_LENGTH = 255  # custom_roles.name
+NAME_LENGTH = tenancy.ROLE_NAME_LENGTH
 
 
 @router.get("/console/domain", include_in_schema=False)

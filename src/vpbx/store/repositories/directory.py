@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Row, Select, delete, false, func, insert, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,22 @@ from vpbx.store.reader import Reader
 from vpbx.store.tables import Domain, Extension, Group, GroupMember, User
 
 R = TypeVar("R")
+S = TypeVar("S", bound=Select[Any])
+# Row locks a configuration write takes on PostgreSQL (SQLite has one writer at a time: ``begin_write``):
+# "edit" a row it changes, "delete" a row it removes, "refer" a row it points at (FOR KEY SHARE: many writers may
+# refer to one employee at once; only its deletion waits for them, and they for it). Order, to stay clear of
+# deadlocks: employees and departments first, then numbers, then menus.
+Lock = Literal["edit", "delete", "refer"] | None
+
+
+def locked(stmt: S, lock: Lock) -> S:
+    if lock == "edit":
+        return stmt.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+    if lock == "delete":
+        return stmt.with_for_update()
+    if lock == "refer":
+        return stmt.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+    return stmt
 NUL = "\x00"  # PostgreSQL text cannot hold it (SQLite can): no stored key has one, so such a lookup finds nothing
 
 
@@ -52,14 +68,14 @@ async def paged_rows(reader: Reader, stmt: Select[Any], search_col: Any, page: P
 
 # --- employees -----------------------------------------------------------------------------
 
-async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str) -> User | None:
+async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str, *, lock: Lock = None) -> User | None:
     """002 §6: the path's ``login`` is a login or an extension; a login match wins."""
     if NUL in login_or_ext:
         return None
     rows = (
         await session.scalars(
-            select(User).where(User.domain_id == domain_id, or_(User.login == login_or_ext,
-                                                                 User.ext == login_or_ext))
+            locked(select(User).where(User.domain_id == domain_id, or_(User.login == login_or_ext,
+                                                                        User.ext == login_or_ext)), lock)
         )
     ).all()
     for row in rows:
@@ -68,14 +84,16 @@ async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str) ->
     return rows[0] if rows else None
 
 
-async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequence[str]) -> dict[str, User]:
-    """Employees keyed by every login or extension given that names one."""
+async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequence[str], *,
+                          lock: Lock = None) -> dict[str, User]:
+    """Employees keyed by every login or extension given that names one (``lock``: in id order)."""
     logins = [n for n in logins if NUL not in n]
     if not logins:
         return {}
     rows = (
         await session.scalars(
-            select(User).where(User.domain_id == domain_id, or_(User.login.in_(logins), User.ext.in_(logins)))
+            locked(select(User).where(User.domain_id == domain_id, or_(User.login.in_(logins), User.ext.in_(logins)))
+                   .order_by(User.id), lock)
         )
     ).all()
     found: dict[str, User] = {}
@@ -155,13 +173,14 @@ async def release_ext(session: AsyncSession, domain_id: int, ext: str, kind: str
 
 # --- departments ---------------------------------------------------------------------------
 
-async def find_group(session: AsyncSession, domain_id: int, group_id: str) -> Group | None:
+async def find_group(session: AsyncSession, domain_id: int, group_id: str, *, lock: Lock = None) -> Group | None:
     """A department by its id, or by its extension."""
     if NUL in group_id:
         return None
     rows = (
         await session.scalars(
-            select(Group).where(Group.domain_id == domain_id, or_(Group.group_id == group_id, Group.ext == group_id))
+            locked(select(Group).where(Group.domain_id == domain_id,
+                                       or_(Group.group_id == group_id, Group.ext == group_id)), lock)
         )
     ).all()
     for row in rows:
@@ -223,8 +242,28 @@ async def bump_version(session: AsyncSession, domain_id: int) -> None:
 
 
 async def lock_domain(session: AsyncSession, domain_id: int) -> None:
-    """Begin a configuration write of the domain: its first statement takes the domain's row (and moves its
-    version), so writes of one domain run one at a time on both backends and every check made after this
-    holds until the commit (a free extension, a login, a limit, a department's members). On SQLite it is
-    also the statement that makes the transaction a writer: reads before it held no snapshot."""
+    """Take the domain's row until the commit: writes that call this run one at a time in the domain on both
+    backends. Only checks that no row lock can hold use it (a count against the domain's limit, a menu saved
+    under a name, a department's members changed by name); every other write calls ``begin_write`` and locks
+    the rows it reads (``Lock``)."""
     await bump_version(session, domain_id)
+
+
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Begin a configuration write. SQLite: take the write lock now (the process's writer queue, then SQLite's
+    own, which other processes share), so every read after this holds until the commit; a transaction started
+    by a read holds no snapshot there. PostgreSQL: nothing; the write locks the rows it reads, so writes of one
+    domain run side by side unless they touch the same rows."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None and not driver.in_transaction:  # a session writing twice (the demo company) begins once
+        await conn.exec_driver_sql(BEGIN_WRITE)
+
+
+def is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Integer, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,8 @@ from vpbx.store.tables import (
     Telnum,
     User,
 )
+
+T = TypeVar("T")
 
 # --- numbers -------------------------------------------------------------------------------
 
@@ -59,6 +62,15 @@ async def all_telnums(session: AsyncSession, domain_id: int) -> list[Telnum]:
                                        .order_by(Telnum.id))).all())
 
 
+async def relock(session: AsyncSession, model: type[T], ids: Sequence[int]) -> list[T]:
+    """Rows read before, locked for editing in id order and read again (what was committed since included)."""
+    if not ids:
+        return []
+    stmt = (select(model).where(model.id.in_(ids)).order_by(model.id).with_for_update(key_share=True)  # type: ignore[attr-defined]
+            .execution_options(populate_existing=True))
+    return list((await session.scalars(stmt)).all())
+
+
 async def main_telnum(session: AsyncSession, domain_id: int) -> str | None:
     """The company's main number (9.1 ``is_main_phone``, 13.3 ``main``): one setting."""
     return await session.scalar(select(Telnum.telnum).where(Telnum.domain_id == domain_id, Telnum.is_main_phone)
@@ -83,12 +95,18 @@ async def user_names(session: AsyncSession, domain_id: int, logins: Sequence[str
     return {login: name for login, name in rows.all()}
 
 
-async def first_user(session: AsyncSession, domain_id: int, *, excluding: str | None = None) -> User | None:
-    """The first employee of the 6.1 list: the default target of a new route (10.4)."""
+async def first_user(session: AsyncSession, domain_id: int, *, excluding: str | None = None,
+                     lock: bool = False) -> User | None:
+    """The first employee of the 6.1 list: the default target of a new route (10.4). ``lock`` (PostgreSQL): the
+    first one not being deleted, locked for reference (a deletion of it waits; two deletions at once never wait
+    for each other)."""
     stmt = select(User).where(User.domain_id == domain_id)
     if excluding is not None:
         stmt = stmt.where(User.login != excluding)
-    return (await session.scalars(stmt.order_by(User.id).limit(1))).first()
+    stmt = stmt.order_by(User.id).limit(1)
+    if lock:
+        stmt = stmt.with_for_update(read=True, key_share=True, skip_locked=True)
+    return (await session.scalars(stmt)).first()
 
 
 # --- IVR menus -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from vpbx.store import changes
 from vpbx.store.base import UTCDateTime
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
 
@@ -269,6 +270,14 @@ class PassWork:
     load: dict[int, int] = field(default_factory=dict)  # rows a domain already holds: it gets per_domain - load
     inflight: list[int] = field(default_factory=list)
     fresh: frozenset[int] = frozenset()  # domains whose integration need not be read
+    # Due rows the claim walks at most (0: 4 x limit). Walking past a domain's room finds other domains' rows
+    # in the same pass; with one domain delivering, those rows are walked for nothing (profiled: the claim was
+    # half of a pass, and a 4 x limit walk cost 2.5 times a 1.5 x limit one).
+    scan: int = 0
+
+    @property
+    def walk(self) -> int:
+        return self.scan or self.limit * 4
 
 
 @dataclass(slots=True)
@@ -335,7 +344,8 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 
 def _sqlite_ts(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).strftime(_SQLITE_TS)
+    # isoformat gives _SQLITE_TS's text (microseconds always) at a third of strftime's cost (profiled per delivery)
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _from_sqlite(value: str | None) -> datetime | None:
@@ -451,6 +461,8 @@ class SqlitePassStore(PassStore):
                 conn.execute(_SQLITE_HEALTH, (d, ts(first), ts(last)))
             for d in work.switch_off:
                 conn.execute(_SQLITE_SWITCH_OFF, (d,))
+            if work.switch_off:  # a configuration change: every process's caches (the integration) see it
+                conn.execute(changes.BUMP)
             for d in work.probe:
                 conn.execute(_SQLITE_PROBE, {"now": ts(work.now), "d": d, "later": ts(work.probe_later)})
             for d in work.recovered:
@@ -461,7 +473,7 @@ class SqlitePassStore(PassStore):
             if work.limit > 0:
                 now = ts(work.now)
                 raw = conn.execute(_SQLITE_CLAIM, {
-                    "now": now, "lease_until": ts(work.lease_until), "owner": work.owner, "scan": work.limit * 4,
+                    "now": now, "lease_until": ts(work.lease_until), "owner": work.owner, "scan": work.walk,
                     "per_domain": work.per_domain, "limit": work.limit, "busy": json.dumps(work.busy),
                     "inflight": json.dumps(work.inflight),
                     "load": json.dumps({str(d): n for d, n in work.load.items()})}).fetchall()
@@ -600,7 +612,7 @@ class PgPassStore(PassStore):
         u: list[Sequence[Any]] = list(zip(*work.updates, strict=True)) if work.updates else [()] * 8
         a: list[Sequence[Any]] = list(zip(*work.attempts, strict=True)) if work.attempts else [()] * 10
         raw = await conn.fetch(
-            _PG_PASS, _naive(work.now), _naive(work.lease_until), work.owner, work.limit * 4, work.per_domain,
+            _PG_PASS, _naive(work.now), _naive(work.lease_until), work.owner, work.walk, work.per_domain,
             work.limit, work.busy, work.inflight, list(work.load), list(work.load.values()),
             u[0], u[1], u[2], u[3], [_naive(x) for x in u[4]], [_naive(x) for x in u[5]], u[6], u[7],
             a[0], a[1], a[2], [_naive(x) for x in a[3]], *a[4:], work.released,
@@ -641,13 +653,15 @@ class PgPassStore(PassStore):
                 await conn.execute(_PG_HEALTH, d, _naive(first), _naive(last))
             for d in work.switch_off:
                 await conn.execute(_PG_SWITCH_OFF, d)
+            if work.switch_off:  # a configuration change: every process's caches (the integration) see it
+                await conn.execute(f"SELECT pg_notify('{changes.CHANNEL}', '')")
             for d in work.probe:
                 await conn.execute(_PG_PROBE, _naive(work.now), d, _naive(work.probe_later))
             for d in work.recovered:
                 await conn.execute(_PG_RECOVER, _naive(work.now), d)
             if work.limit > 0:
                 raw = await conn.fetch(_PG_CLAIM, _naive(work.now), _naive(work.lease_until), work.owner,
-                                       work.limit * 4, work.per_domain, work.limit, work.busy, work.inflight,
+                                       work.walk, work.per_domain, work.limit, work.busy, work.inflight,
                                        list(work.load), list(work.load.values()))
                 for r in raw:
                     if r[0] is None:

@@ -23,6 +23,11 @@ async def list_sipregs(session: AsyncSession, domain_id: int, page: Page) -> tup
                        SipRegistration.search_text, page, SipRegistration.id)
 
 
+async def all_sipregs(session: AsyncSession) -> list[SipRegistration]:
+    """Every domain's registrations, for the SIP side that keeps them registered."""
+    return list((await session.scalars(select(SipRegistration).order_by(SipRegistration.id))).all())
+
+
 async def count_sipregs(session: AsyncSession, domain_id: int) -> int:
     return await session.scalar(select(func.count()).where(SipRegistration.domain_id == domain_id)) or 0
 

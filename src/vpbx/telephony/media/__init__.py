@@ -1,0 +1,1 @@
+"""Media for real calls: rtpengine (anchoring, recording, prompts), prompts, recordings."""
