@@ -39,13 +39,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wrk(url: str, seconds: int, connections: int = 32, headers: dict[str, str] | None = None) -> float:
-    """Requests per second measured by wrk (2 threads)."""
+def wrk(url: str, seconds: int, connections: int = 32, headers: dict[str, str] | None = None,
+        script: str | None = None) -> float:
+    """Requests per second measured by wrk (2 threads); ``script``: a wrk Lua script's path (its requests)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
+    if script is not None:
+        cmd += ["-s", script]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")

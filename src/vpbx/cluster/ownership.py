@@ -14,7 +14,8 @@ the old owner's state, and its token (one more at each change of owner) fences t
   nothing for them. A claim waits for a write holding the row; the new owner's recovery then sees everything the
   old owner committed, and ends those calls once (``engine.recovery.recover_domain``).
 * Balance: each node aims at ``ceil(domains / live nodes)``; a node over it releases its idle domains (no live
-  call, no traffic run: moving a busy domain would end its calls), a node under it claims free ones. A request for
+  call, no traffic run: moving a busy domain would end its calls; no simulated devices or outside numbers set:
+  they live in the owner's memory), a node under it claims free ones. A request for
   a domain nobody owns (a new domain, a dead owner's expired lease) is claimed by the node it reaches.
 """
 
@@ -130,7 +131,7 @@ class Ownership:
         before = dict(self.tokens)  # a domain claimed while this step runs is not judged by its renewal
         async with self.db.begin() as conn:
             await repo.beat(conn, self.node.node_id, self.node.url)
-            held = await repo.renew(conn, self.node.node_id, self.ttl)
+            held = await repo.renew(conn, self.node.node_id, self.ttl, set(self.tokens) | set(self._claims))
             nodes = await repo.live_nodes(conn, self.ttl)
             domains = await repo.domain_ids(conn)
             leases = await repo.leases(conn)
@@ -164,6 +165,9 @@ class Ownership:
 
     def _idle(self, domain_id: int) -> bool:
         if any(c.domain_id == domain_id for c in engine_of(self.rt).live.values()):
+            return False
+        holds = getattr(self.rt.telephony, "holds", None)  # the simulator's devices would not move with it
+        if holds is not None and holds(domain_id):
             return False
         run = traffic.run_of(self.rt, domain_id)
         return run is None or run.state != "running"

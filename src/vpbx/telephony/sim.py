@@ -111,6 +111,14 @@ class SimTelephony:
         else:
             self._external_defaults[domain_id] = auto
 
+    def holds(self, domain_id: int) -> bool:
+        """Whether the simulator was told anything about the domain (devices, behaviours, outside numbers). It lives
+        in this process only, so a cluster keeps such a domain where it is rather than move it to balance."""
+        return (domain_id in self._external_defaults
+                or any(d == domain_id for d, _ in self._registered)
+                or any(d == domain_id for d, _ in self._auto)
+                or any(d == domain_id for d, _ in self._externals))
+
     # --- the port -------------------------------------------------------------------------------
 
     def attach(self, signals: CallSignals, clock: RealClock | VirtualClock | None = None) -> None:

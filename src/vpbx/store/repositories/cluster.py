@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import Integer, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from vpbx.store.tables.cluster import DomainLease
@@ -80,12 +81,23 @@ async def leases(conn: AsyncConnection, domains: Iterable[int] | None = None) ->
     return [Lease(int(r.domain_id), r.node_id, int(r.token), bool(r.live), r.url, r.expires_at) for r in rows]
 
 
-async def renew(conn: AsyncConnection, node_id: str, ttl: float) -> dict[int, int]:
-    """Extend every lease the node still holds; what it holds (domain -> token). A lease another node took (a new
-    token, another node_id) is not among them: the node lost it."""
+async def renew(conn: AsyncConnection, node_id: str, ttl: float, keep: Iterable[int]) -> dict[int, int]:
+    """Extend the leases the node holds (``keep``: the domains it owns or is claiming); what it holds (domain ->
+    token). A lease another node took (a new token, another node_id) is not among them: the node lost it.
+
+    A lease in the node's name that it does not hold any more (a release or a claim that failed half way, domains
+    dropped while cut off from the store) is given up here: renewing every lease in its name would keep such a
+    domain from every other node for as long as this one lives, with nobody serving it."""
+    held = [int(d) for d in keep]
+    await conn.execute(text(
+        "UPDATE domain_leases SET node_id = '', "
+        "expires_at = clock_timestamp() AT TIME ZONE 'UTC' - interval '1 second' "
+        "WHERE node_id = :n AND NOT (domain_id = ANY(:held))").bindparams(
+            bindparam("held", type_=ARRAY(Integer))), {"n": node_id, "held": held})
     rows = await conn.execute(text(
         "UPDATE domain_leases SET expires_at = clock_timestamp() AT TIME ZONE 'UTC' + make_interval(secs => :t) "
-        "WHERE node_id = :n RETURNING domain_id, token"), {"n": node_id, "t": ttl})
+        "WHERE node_id = :n AND domain_id = ANY(:held) RETURNING domain_id, token").bindparams(
+            bindparam("held", type_=ARRAY(Integer))), {"n": node_id, "t": ttl, "held": held})
     return {int(r.domain_id): int(r.token) for r in rows}
 
 
