@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.schemas.groups import GroupCreate, GroupUpdate, MembersChange, TimeoutIn
 from vpbx.services.errors import Invalid, NotFound
-from vpbx.services.users import CLAIM_ATTEMPTS, claim_ext, claiming, pick_free, search_text
+from vpbx.services.users import CLAIM_ATTEMPTS, claim_ext, claimed, pick_free, search_text
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
@@ -153,17 +152,11 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
         group.search_text = _search(group)
         # Set before the insert (no second UPDATE of the new row).
         await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
-        try:
-            async with claiming(session):
-                session.add(group)
-                await session.flush()
-                await repo.claim_ext(session, domain.id, ext, "group", group.id)
-        except (IntegrityError, repo.ExtensionTaken):
-            # PostgreSQL: a concurrent creation claimed it first; asked for by number, the client's 400.
-            if data.ext is not None:
-                raise Invalid("ext", f"extension {data.ext} is taken") from None
-            continue
-        break
+        if await claimed(session, domain.id, group, ext, "group"):
+            break
+        # PostgreSQL: a concurrent creation claimed it first; asked for by number, the client's 400.
+        if data.ext is not None:
+            raise Invalid("ext", f"extension {data.ext} is taken")
     else:
         raise Invalid("ext", "no free extension could be claimed; try again")
     if data.users is not None:

@@ -108,6 +108,19 @@ def claiming(session: AsyncSession) -> AbstractAsyncContextManager[object]:
     return contextlib.nullcontext() if repo.is_sqlite(session) else session.begin_nested()
 
 
+async def claimed(session: AsyncSession, domain_id: int, row: User | Group, ext: str, kind: str) -> bool:
+    """Insert a new employee or department and claim its extension in one step; False when a concurrent creation
+    (PostgreSQL) took the extension or a unique key first: the caller decides whether to try again."""
+    try:
+        async with claiming(session):
+            session.add(row)
+            await session.flush()
+            await repo.claim_ext(session, domain_id, ext, kind, row.id)
+    except (IntegrityError, repo.ExtensionTaken):
+        return False
+    return True
+
+
 def _apply_redirect(user: User, data: UserUpdate) -> None:
     if data.mobile_redirect is None:
         return
@@ -158,20 +171,14 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
         )
         _apply_redirect(user, data)
         user.search_text = user_search_text(user)
-        try:
-            async with claiming(session):
-                session.add(user)
-                await session.flush()
-                await repo.claim_ext(session, domain.id, ext, "user", user.id)
-        except (IntegrityError, repo.ExtensionTaken):
-            # PostgreSQL: a concurrent creation took the extension or the login first (the keys decide); the
-            # next attempt reads what it committed. Asked for by name, they are the client's 400.
-            if data.ext is not None:
-                raise Invalid("ext", f"extension {data.ext} is taken") from None
-            if data.login is not None and await repo.login_taken(session, domain.id, data.login):
-                raise Invalid("login", f"login '{login}' is taken") from None
-            continue
-        return user
+        if await claimed(session, domain.id, user, ext, "user"):
+            return user
+        # PostgreSQL: a concurrent creation took the extension or the login first (the keys decide); the next
+        # attempt reads what it committed. Asked for by name, they are the client's 400.
+        if data.ext is not None:
+            raise Invalid("ext", f"extension {data.ext} is taken")
+        if data.login is not None and await repo.login_taken(session, domain.id, data.login):
+            raise Invalid("login", f"login '{login}' is taken")
     raise Invalid("ext", "no free extension could be claimed; try again")
 
 
