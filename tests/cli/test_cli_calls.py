@@ -10,25 +10,16 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tests.cli.conftest import run
 from typer.testing import CliRunner
 
 from vpbx import cli
-from vpbx.settings import Settings
 from vpbx.testing.server import ServerThread, Tenant, create_tenant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 CLIENT = "79101234567"
 MAIN = "74951234567"  # the demo company's main number: sales (BYORDER: admin first)
 SPB = "78121234567"  # the IVR: 1 sales, 2 support
-
-
-@pytest.fixture(scope="module")
-def vserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("cli-calls")
-    srv = ServerThread(Settings(db=f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}", home=tmp, demo=False, port=0,
-                                clock="virtual")).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -46,11 +37,6 @@ def console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "err", Console(width=100, stderr=True))
     for name in ("VPBX_API_KEY", "VPBX_URL", "VPBX_HOME"):
         monkeypatch.delenv(name, raising=False)
-
-
-def run(srv: ServerThread, tenant: Tenant, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli.app, [*args, "--url", srv.url, "--key", tenant.api_key])
-    return result.exit_code, result.output
 
 
 def callid_in(out: str) -> str:

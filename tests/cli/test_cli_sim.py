@@ -7,25 +7,16 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from tests.cli.conftest import run
 from tests.engine.test_incoming import Crm
 from typer.testing import CliRunner
 
 from vpbx import cli
 from vpbx.services import tenancy
-from vpbx.settings import Settings
 from vpbx.testing.server import ServerThread, Tenant, create_tenant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 CLIENT = "79101234567"
-
-
-@pytest.fixture(scope="module")
-def vserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    tmp = tmp_path_factory.mktemp("cli-sim")
-    srv = ServerThread(Settings(db=f"sqlite+aiosqlite:///{tmp / 'vpbx.db'}", home=tmp, demo=False, port=0,
-                                clock="virtual")).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -40,13 +31,6 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "console", Console(width=300, soft_wrap=True))
     monkeypatch.setattr(cli, "err", Console(width=300, stderr=True))
     monkeypatch.delenv("VPBX_API_KEY", raising=False)
-
-
-def run(srv: ServerThread, tenant: Tenant, *args: str) -> tuple[int, str]:
-    # The operator's key moves the shared virtual clock (the CLI reads it from VPBX_OPERATOR_KEY).
-    result = CliRunner().invoke(cli.app, [*args, "--url", srv.url, "--key", tenant.api_key],
-                                env={"VPBX_OPERATOR_KEY": srv.operator_key})
-    return result.exit_code, result.output
 
 
 def test_call_outgoing(vserver: ServerThread, t: Tenant) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 from tests.compat.clients import CLIENTS, SETUP, Captured
+from tests.store.test_store import engine  # noqa: F401  (a fresh SQLite or PostgreSQL store: the migration tests)
 
 from vpbx.services import tenancy
 from vpbx.settings import Settings

@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.store.test_store import PG_URL, fresh_pg_database
 
 from vpbx.store import db
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        if not PG_URL:
-            pytest.skip("PostgreSQL tests need VPBX_TEST_PG_URL")
-        url = await fresh_pg_database()
-    eng = db.create_engine(url)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 async def test_existing_integrations_get_edition_000(engine: AsyncEngine) -> None:
