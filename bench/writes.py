@@ -7,7 +7,8 @@ shows here). The load is a pool of clients (aiohttp, keep-alive) each repeating 
 employee create (no password: 002 §6.3 generates one), employee update, department create, department update,
 a number's route pointed at the new employee, department delete, employee delete. It also counts 5xx answers and
 the server's "database is locked" log lines (both must be 0), and reports the server's CPU time per write (all its
-threads: on a shared machine the steadiest figure, and what bounds the rate) and its garbage collector's passes.
+threads: on a shared machine the steadiest figure, and what bounds the rate; then per thread: the event loop's,
+the SQLite driver's, the hashing pool's) and its garbage collector's passes (the full ones apart).
 
     .venv/bin/python bench/writes.py [--backend sqlite|postgres|both] [--seconds 10] [--connections 32]
                                      [--compare OLD/src] [--profile PREFIX]
@@ -32,6 +33,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -55,12 +57,15 @@ SERVER = textwrap.dedent(
     lags = []
     pauses = []  # the garbage collector's passes (ms): a pause of the loop that is not I/O
     began_gc = [0.0]
+    full = []  # the full collections' passes (ms)
 
     def on_gc(phase, info):
         if phase == "start":
             began_gc[0] = time.perf_counter()
         else:
             pauses.append((time.perf_counter() - began_gc[0]) * 1000)
+            if info.get("generation") == 2:
+                full.append(pauses[-1])
 
     gc.callbacks.append(on_gc)
 
@@ -69,6 +74,20 @@ SERVER = textwrap.dedent(
             began = time.perf_counter()
             await asyncio.sleep(0.005)
             lags.append(max(0.0, time.perf_counter() - began - 0.005))
+
+    def thread_cpu():  # CPU seconds per thread (the event loop's, the SQLite driver's, the hashing pool's, ...)
+        import os, threading
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            name = names.get(int(tid), "other")
+            name = "event loop" if name == "MainThread" else name.split("-")[0].split("_")[0]
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
 
     app = create_app(Settings())
     try:  # as `vpbx serve` does once the app is built (a tree without it: the collector's defaults)
@@ -87,11 +106,13 @@ SERVER = textwrap.dedent(
         if reset:
             lags.clear()
             pauses.clear()
+            full.clear()
         pick = lambda q: data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else 0.0
         return JSONResponse({"samples": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
                              "max_ms": data[-1] * 1000 if data else 0.0, "cpu_s": time.process_time(),
+                             "threads": thread_cpu(),
                              "gc_passes": len(gcs), "gc_max_ms": gcs[-1] if gcs else 0.0,
-                             "gc_total_ms": sum(gcs)})
+                             "gc_total_ms": sum(gcs), "gc_full": len(full), "gc_full_max_ms": max(full, default=0.0)})
 
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
                 loop="uvloop", http="httptools")
@@ -115,7 +136,7 @@ class Load:
         self.errors: list[str] = []
         self.measuring = False
         self.elapsed = 0.0
-        self.lag: dict[str, float] = {}
+        self.lag: dict[str, Any] = {}
 
     async def call(self, http: aiohttp.ClientSession, op: str, method: str, path: str,
                    body: dict[str, object] | None = None) -> dict[str, object] | None:
@@ -166,7 +187,8 @@ async def run_load(base: str, seconds: float, connections: int) -> Load:
         warm = time.monotonic() + 2
         await asyncio.gather(*(load.client(http, n, warm) for n in range(connections)))
         async with http.get(base + "/_bench/lag?reset=true") as r:
-            cpu_before = float((await r.json())["cpu_s"])
+            before = await r.json()
+            cpu_before = float(before["cpu_s"])
         load.measuring = True
         began = time.monotonic()
         await asyncio.gather(*(load.client(http, n, began + seconds) for n in range(connections)))
@@ -174,6 +196,8 @@ async def run_load(base: str, seconds: float, connections: int) -> Load:
         async with http.get(base + "/_bench/lag") as r:
             load.lag = await r.json()
         load.lag["cpu_s"] = float(load.lag["cpu_s"]) - cpu_before
+        load.lag["threads"] = {name: cpu - before["threads"].get(name, 0.0)
+                               for name, cpu in load.lag["threads"].items()}
     return load
 
 
@@ -230,7 +254,11 @@ def bench(backend: str, seconds: float, connections: int, profile: str | None = 
           f"max {figures['loop_lag_max_ms']:.1f} ms")
     print(f"  server CPU {figures['server_cpu_ms_per_write']:.2f} ms per write (its process, every thread); "
           f"garbage collector: {load.lag['gc_passes']:.0f} passes, {load.lag['gc_total_ms']:.0f} ms, "
-          f"longest {load.lag['gc_max_ms']:.1f} ms")
+          f"longest {load.lag['gc_max_ms']:.1f} ms; {load.lag['gc_full']:.0f} full, longest "
+          f"{load.lag['gc_full_max_ms']:.1f} ms")
+    threads = sorted(load.lag["threads"].items(), key=lambda kv: -kv[1])
+    print("  its threads, CPU ms per write: " + ", ".join(f"{name} {cpu * 1000 / max(1, total):.2f}"
+                                                          for name, cpu in threads if cpu > 0))
     print(f"  5xx {figures['5xx']:.0f}   'database is locked' {figures['database_is_locked']:.0f}")
     for line in load.errors[:5]:
         print(f"  ! {line}")

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
@@ -99,25 +99,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     errors.install(app)
     install_docs(app)
 
-    from vpbx.api import legacy, sim_deliveries, sim_traffic, sim_trunks, v1
-
-    app.include_router(v1.router())
-    app.include_router(legacy.router)  # /sys/crm_api.wcgp, the legacy command API (000/001/004)
-    app.include_router(sim_deliveries.router)
-    from fastapi import Depends
-
-    from vpbx.cluster.forward import owner_gate
-
-    # The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
-    app.include_router(sim_trunks.router, dependencies=[Depends(owner_gate)])
-    app.include_router(sim_traffic.router, dependencies=[Depends(owner_gate)])
+    from vpbx.api import legacy, records, sim_deliveries, sim_traffic, sim_trunks, v1
     from vpbx.api import sim as sim_calls
 
-    app.include_router(sim_calls.router, dependencies=[Depends(owner_gate)])
+    add_routes(app, *v1.SECTION_ROUTERS)
+    add_routes(app, legacy.router)  # /sys/crm_api.wcgp, the legacy command API (000/001/004)
+    add_routes(app, sim_deliveries.router, sim_trunks.router, sim_traffic.router, sim_calls.router)
     cluster.install(app)  # /readyz, and the answers forwarded from a domain's owner
-    from vpbx.api import records as recordings
-
-    app.include_router(recordings.router)
+    add_routes(app, records.router)
     from vpbx import console
 
     console.install(app)  # the web cabinet at /console
@@ -154,6 +143,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.add_middleware(RequestLog)  # outside the size limit: a refused 413 is logged too
     app.add_middleware(PathAliases)
     return app
+
+
+def add_routes(app: FastAPI, *routers: APIRouter) -> None:
+    """The routers' routes become the app's own, as they are: each was built once, when its module was imported,
+    with its final path, dependencies and answers (the routers carry them). ``include_router`` would build every
+    operation again, per app, on the first request that walks past it, and walk the nested routers on every
+    request (FastAPI's included-router contexts)."""
+    for router in routers:
+        app.router.routes.extend(router.routes)
 
 
 # --- the pages a person opens: /, /docs, /redoc (every asset served from here: no CDN, works offline) --------

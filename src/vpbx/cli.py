@@ -105,13 +105,18 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_CERT", help="PEM certificate: serve HTTPS")] = None,
     tls_key: Annotated[Path | None, typer.Option(envvar="VPBX_TLS_KEY", help="PEM private key")] = None,
     sip: Annotated[str, typer.Option(envvar="VPBX_SIP", help=(
-        "HOST:PORT: listen for SIP (UDP) - phones register, carriers send calls (default: off)"))] = "",
+        "HOST:PORT: listen for SIP (UDP and TCP) - phones register, carriers send calls (default: off)"))] = "",
     sip_tls_cert: Annotated[Path | None, typer.Option(envvar="VPBX_SIP_TLS_CERT",
-                                                      help="PEM certificate for SIP over TLS (not yet)")] = None,
+                                                      help="PEM certificate: SIP over TLS too")] = None,
     sip_tls_key: Annotated[Path | None, typer.Option(envvar="VPBX_SIP_TLS_KEY", help="PEM key for SIP TLS")] = None,
+    sip_tls: Annotated[str, typer.Option(envvar="VPBX_SIP_TLS", help=(
+        "HOST:PORT for SIP over TLS (default: the --sip host, its port + 1, e.g. 5061)"))] = "",
     rtpengine: Annotated[str, typer.Option(envvar="VPBX_RTPENGINE", help=(
         "Media for SIP calls: empty = vpbx starts its own rtpengine; HOST:PORT = an operator-run rtpengine's ng "
         "port; off = none (calls connect, unanchored and unrecorded)"))] = "",
+    recording_store: Annotated[str, typer.Option(envvar="VPBX_RECORDING_STORE", help=(
+        "Where call recordings are kept: empty = <home>/recordings; s3://BUCKET/PREFIX?endpoint=URL&region=NAME = "
+        "an S3-compatible object store (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"))] = "",
     log_json: Annotated[bool, typer.Option("--log-json", envvar="VPBX_LOG_JSON", help="JSON log lines")] = False,
     log_level: Annotated[str, typer.Option(envvar="VPBX_LOG_LEVEL",
                                            help="debug, info, warning, error or critical")] = "info",
@@ -130,7 +135,6 @@ def serve(
     import uvicorn
 
     from vpbx import gctune, logs
-    from vpbx.app import create_app
 
     if clock not in ("real", "virtual"):
         raise typer.BadParameter("real or virtual", param_hint="--clock")
@@ -145,11 +149,26 @@ def serve(
             parse_hostport(sip)
         except ValueError:
             raise typer.BadParameter("HOST:PORT", param_hint="--sip") from None
-    if sip_tls_cert is not None or sip_tls_key is not None:
-        raise typer.BadParameter("SIP over TLS is not implemented yet (UDP only)", param_hint="--sip-tls-cert")
+    if (sip_tls_cert is None) != (sip_tls_key is None):
+        raise typer.BadParameter("give both --sip-tls-cert and --sip-tls-key")
+    if (sip_tls_cert is not None or sip_tls) and not sip:
+        raise typer.BadParameter("SIP over TLS needs --sip", param_hint="--sip-tls-cert")
+    if sip_tls:
+        try:
+            parse_hostport(sip_tls)
+        except ValueError:
+            raise typer.BadParameter("HOST:PORT", param_hint="--sip-tls") from None
+    if recording_store.strip():
+        from vpbx.telephony.media.objectstore import parse_location
+
+        try:
+            parse_location(recording_store)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--recording-store") from None
     settings = settings_for(db, home, host=host, port=port, clock=clock, demo=demo, demo_phones=demo_phones,
                             tls_cert=tls_cert, tls_key=tls_key, log_json=log_json, log_level=log_level, sip=sip,
-                            rtpengine=rtpengine,
+                            sip_tls_cert=sip_tls_cert, sip_tls_key=sip_tls_key, sip_tls=sip_tls,
+                            rtpengine=rtpengine, recording_store=recording_store,
                             **({} if allow_private_crm is None else {"allow_private_crm": allow_private_crm}))
     logs.configure(log_level, log_json)
     scheme = "https" if tls_cert else "http"
@@ -164,6 +183,10 @@ def serve(
             err.print("[red]error:[/red] --workers needs a PostgreSQL store (--db postgresql://...): a SQLite store "
                       "has one writer, so one process serves it")
             raise typer.Exit(2)
+        if settings.sip:
+            err.print("[red]error:[/red] --workers with --sip: one process per host serves SIP (its port, its "
+                      "calls and its rtpengine); run SIP nodes with --workers 1, on several hosts for more")
+            raise typer.Exit(2)
         raise typer.Exit(worker_procs.supervise(settings, workers))
 
     def ready() -> None:
@@ -174,8 +197,10 @@ def serve(
     sockets = None
     if slot is not None:  # one of --workers: the shared port, and its own port the other nodes forward to
         sockets, settings = worker_procs.sockets(settings)
-    application = create_app(settings, on_ready=ready if not slot else None)
-    gctune.tune()  # after the imports and the app: they stay out of the collector's way
+    with gctune.building():  # the app's imports and the app, then frozen out of the collector's way
+        from vpbx.app import create_app
+
+        application = create_app(settings, on_ready=ready if not slot else None)
     if sockets is not None:
         uvicorn.Server(uvicorn.Config(application, log_config=None, access_log=False, ssl_certfile=tls_cert,
                                       ssl_keyfile=tls_key, loop="uvloop", http="httptools")).run(sockets=sockets)
@@ -214,8 +239,10 @@ def announce(settings: Settings, url: str) -> None:
         console.print(f"  (kept in {credentials_path(settings.home)})")
     if settings.sip:
         sip_domain = creds["domain"] if creds else "<domain>"
-        console.print(f"  SIP on {settings.sip} (UDP): register a softphone as admin@{sip_domain} (or its extension) "
-                      f"with the admin's password, registrar/proxy {settings.sip}; realm {sip_domain}")
+        over = "UDP, TCP" + (f"; TLS on {settings.sip_tls or 'the next port'}" if settings.sip_tls_cert else "")
+        console.print(f"  SIP on {settings.sip} ({over}): register a softphone as admin@{sip_domain} "
+                      f"(or its extension) with the admin's password, registrar/proxy {settings.sip}; "
+                      f"realm {sip_domain}")
 
 
 @db_app.command("upgrade")

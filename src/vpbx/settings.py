@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     rtpengine_recordings: Path | None = None
     rtpengine_dtmf: str = ""  # host:port vpbx hears key presses on (the operator's rtpengine: its dtmf-log-dest)
     recording_retention_days: float = Field(default=90.0, ge=0)  # 0: recordings are kept forever
+    # Where recordings are kept: "" = <home>/recordings; "s3://bucket/prefix?endpoint=http://host:port&region=..." =
+    # an S3-compatible object store (credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never in the URL).
+    recording_store: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     extra_demo_users: int = Field(default=0, ge=0)
@@ -73,10 +76,12 @@ class Settings(BaseSettings):
     cluster_url: str = ""
     cluster_lease: float = Field(default=3.0, gt=0)
     cluster_tick: float = Field(default=0.5, gt=0)
-    # SIP telephony (issue 16): HOST:PORT to listen on (UDP); empty: off (simulated telephony only).
+    # SIP telephony (issue 16): HOST:PORT to listen on (UDP and TCP); empty: off (simulated telephony only).
+    # With a certificate and key, SIP over TLS too, at sip_tls (HOST:PORT; default: the SIP port + 1, e.g. 5061).
     sip: str = ""
     sip_tls_cert: Path | None = None
     sip_tls_key: Path | None = None
+    sip_tls: str = ""
     # Phones failing digest authentication this many times within a minute are blocked for ``sip_block_seconds``.
     sip_auth_fail_limit: int = Field(default=10, ge=1)
     sip_block_seconds: float = Field(default=600.0, gt=0)

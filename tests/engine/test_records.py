@@ -55,14 +55,14 @@ def test_answered_call_has_a_link_that_serves_a_wav(env: Env, anon: httpx.Client
     assert rows[0]["record"] == link
     csv = env.c.get("/crmapi/v1/history/csv", params={"period": "this_month"}).text
     assert link in csv
-    r = anon.get(link)  # no key: the link alone is enough while valid
+    r = anon.get(link, params={"format": "wav"})  # no key: the link alone is enough while valid
     assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
     assert wav_seconds(r.content) == (4.0, 8000, 1)
 
 
 def test_long_calls_are_as_long_as_the_talk(env: Env, anon: httpx.Client) -> None:
     talk(env, seconds=600)  # streamed: the simulated recording is the whole conversation
-    r = anon.get(link_of(env) or "")
+    r = anon.get(link_of(env) or "", params={"format": "wav"})
     assert r.status_code == 200 and wav_seconds(r.content)[0] == 600.0
 
 
@@ -142,7 +142,7 @@ def test_internal_calls_recorded_when_inner_is_on(env: Env, anon: httpx.Client) 
     assert internal()["record"] == ""  # a new domain records external calls only
     env.c.put("/crmapi/v1/record", json={"inner": True})
     link = str(internal()["record"])
-    r = anon.get(link)
+    r = anon.get(link, params={"format": "wav"})
     assert r.status_code == 200 and wav_seconds(r.content)[0] == 7.0
 
 

@@ -38,12 +38,26 @@ def free_udp_port() -> int:
     while True:
         _next_port[0] = 20000 + (_next_port[0] - 20000 + 1) % 20000
         port = _next_port[0]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", port))
+        try:  # free on TCP too: the server's SIP port listens on both
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
         except OSError:
             continue
         return port
+
+
+_media_blocks = [0]
+
+
+def media_ports() -> dict[str, int]:
+    """An rtpengine port range of this test process's own (100 ports, above sipp's 20000-40000): each SIP server
+    starts its own rtpengine, and two of them bound to one port would share its packets between them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else os.getpid() % 19
+    _media_blocks[0] += 1
+    base = 41000 + ((index % 19) * 10 + _media_blocks[0] % 10) * 100
+    return {"rtpengine_port_min": base, "rtpengine_port_max": base + 99}
 
 
 @dataclass
@@ -57,7 +71,7 @@ def sip_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     tmp = tmp_path_factory.mktemp(f"sip-{request.param}")
     port = free_udp_port()
     settings = Settings(db=store_url(str(request.param), tmp), home=tmp, demo=False, port=0, sip=f"127.0.0.1:{port}",
-                        sip_auth_fail_limit=5)
+                        sip_auth_fail_limit=5, **media_ports())
     srv = ServerThread(settings).start()
     yield SipServer(srv, port)
     srv.stop()

@@ -302,9 +302,8 @@ def test_incoming_not_answered_is_missed(sip_server: SipServer, sides: Callable[
     sip_side = sides()
     number = number_to_lone_department(sip_server, sip_side, "admin")
     phone = sip_phone(sip_server, sip_side, "admin", "phone_ring_cancelled.xml", sipps)
-    # The PBX ends the unanswered call after the department's timeout and its message: 480 to the carrier.
-    caller = Sipp(sip_server, "carrier_call.xml", port=carrier_port,
-                  keys={"caller": CLIENT, "service": number, "expect": "480"})
+    # After the department's timeout vpbx answers the caller to play the busy message, then hangs up.
+    caller = Sipp(sip_server, "carrier_talk.xml", port=carrier_port, keys={"caller": CLIENT, "service": number})
     sipps.append(caller)
 
     sim_side = sides()
@@ -322,8 +321,7 @@ def test_incoming_employee_busy(sip_server: SipServer, sides: Callable[[], Side]
     sip_side = sides()
     number = number_to_lone_department(sip_server, sip_side, "admin")
     phone = sip_phone(sip_server, sip_side, "admin", "far_end_refuses.xml", sipps, keys={"code": "486"})
-    caller = Sipp(sip_server, "carrier_call.xml", port=carrier_port,
-                  keys={"caller": CLIENT, "service": number, "expect": "480"})
+    caller = Sipp(sip_server, "carrier_talk.xml", port=carrier_port, keys={"caller": CLIENT, "service": number})
     sipps.append(caller)
 
     sim_side = sides()
@@ -439,7 +437,7 @@ def test_incoming_transferred_blind_by_the_phone(sip_server: SipServer, sides: C
     admin = sip_phone(sip_server, sip_side, "admin", "phone_refers.xml", sipps,
                       keys={"referto": target, "domain": sip_side.tenant.name})
     manager = sip_phone(sip_server, sip_side, "manager", "phone_answer.xml", sipps)  # answers, hangs up
-    caller = Sipp(sip_server, "carrier_transferred.xml", port=carrier_port, keys={"caller": CLIENT, "service": number})
+    caller = Sipp(sip_server, "carrier_talk.xml", port=carrier_port, keys={"caller": CLIENT, "service": number})
     sipps.append(caller)
     played(caller, admin, manager)
 
@@ -462,13 +460,13 @@ def test_incoming_transferred_blind_by_the_phone(sip_server: SipServer, sides: C
 
 def test_personal_number_employee_busy_then_caller_gives_up(sip_server: SipServer, sides: Callable[[], Side],
                                                              carrier_port: int, sipps: list[Sipp]) -> None:
-    """A number routed to the employee alone: the phone declines (486), the call goes on to voicemail (its
-    fallback until part 2 on SIP), and the caller gives up there."""
+    """A number routed to the employee alone: the phone declines (486), the call goes on to voicemail (vpbx
+    answers the caller for its prompt), and the caller hangs up there."""
     sip_side = sides()
     number = number_to_user(sip_server, sip_side, "admin")
     phone = sip_phone(sip_server, sip_side, "admin", "equivalence_phone_rings_then_busy.xml", sipps)
-    caller = Sipp(sip_server, "equivalence_carrier_cancels_later.xml", port=carrier_port,
-                  keys={"caller": CLIENT, "service": number, "wait": "800"})
+    caller = Sipp(sip_server, "carrier_media_bye.xml", port=carrier_port,
+                  keys={"caller": CLIENT, "service": number, "talk": "1500", "aport": "9", "portfile": "/dev/null"})
     sipps.append(caller)
     played(phone, caller)
 

@@ -284,7 +284,7 @@ def test_phone_transfers_blind_with_refer(sip_server: SipServer, sip_tenant: Ten
     sipp.append(admin)
     manager = device(sip_server, sip_tenant, "manager", "phone_answer.xml", sipp, talk="500")
     number = number_to(sip_server, sip_tenant, "admin")
-    carrier = Sipp(sip_server, "carrier_transferred.xml", port=carrier_port,
+    carrier = Sipp(sip_server, "carrier_talk.xml", port=carrier_port,  # anchored: no re-INVITE on a transfer
                    keys={"caller": CLIENT, "service": number})
     sipp.append(carrier)
     assert carrier.wait() == 0, carrier.output()
@@ -308,3 +308,11 @@ def test_hold_reinvite_is_relayed_to_the_caller(sip_server: SipServer, sip_tenan
     assert carrier.wait() == 0, carrier.output()
     assert phone.wait() == 0, phone.output()
     assert str(crm.wait_for("history").status).lower() == "success"
+
+
+def test_employee_created_with_a_password_registers_at_once(sip_server: SipServer, sip_tenant: Tenant) -> None:
+    r = sip_tenant.client.post("/crmapi/v1/users", json={"name": "Новый", "login": "newbie", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    phone = register(sip_server, sip_tenant, "newbie")
+    assert phone.wait() == 0, phone.output()
+    assert status_of(sip_tenant, "newbie") == "online"

@@ -31,10 +31,18 @@ BASE = "/crmapi/v1/sip-registrations"
 
 
 def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port free on UDP and on TCP: the SIP stack listens on both."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
         return port
+    raise AssertionError("no port free on UDP and TCP")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -259,7 +267,8 @@ def test_vpbx_serve_with_sip_keeps_trunks_registered(store: str, tmp_path: Path,
             pytest.skip(SKIP_REASON)
         url = empty_database(pg, "_sipregs")
     registrar = registrars()
-    srv = ServerThread(Settings(db=url, home=tmp_path, demo=False, port=0, sip=f"127.0.0.1:{udp_port()}")).start()
+    srv = ServerThread(Settings(db=url, home=tmp_path, demo=False, port=0, sip=f"127.0.0.1:{udp_port()}",
+                                rtpengine="off")).start()  # no media needed here
     try:
         tenant = create_tenant(srv)
         body = {"telnum": "74951110009", "name": "Served", "domain": registrar.address, "login": USER,

@@ -11,13 +11,16 @@ from starlette.responses import Response
 from vpbx.api.auth import OPERATOR_ONLY, Principal, authenticate, get_runtime, require_operator
 from vpbx.api.errors import SIM_RESPONSES, ApiError
 from vpbx.api.responses import json_response
+from vpbx.cluster.forward import owner_gate
 from vpbx.domain.history import iso
 from vpbx.engine import CallEngine, CallError, engine_of
 from vpbx.runtime import Runtime
 from vpbx.services import tenancy
 from vpbx.telephony.sim import DEVICE_ACTIONS, EXTERNAL_ACTIONS, Auto, SimTelephony
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator"], responses=SIM_RESPONSES)
+# The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
+router = APIRouter(prefix="/sim/v1", tags=["Simulator"], responses=SIM_RESPONSES,
+                   dependencies=[Depends(owner_gate)])
 
 
 class CallIn(BaseModel):

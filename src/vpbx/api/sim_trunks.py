@@ -15,11 +15,14 @@ from vpbx.api.deps import get_session
 from vpbx.api.errors import SIM_RESPONSES
 from vpbx.api.responses import json_response
 from vpbx.api.v1.sipregs import path_telnum
+from vpbx.cluster.forward import owner_gate
 from vpbx.runtime import Runtime
 from vpbx.schemas.sipregs import SimTrunkStatus, SipRegOut
 from vpbx.services import sipregs
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: SIP registrations"], responses=SIM_RESPONSES)
+# The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
+router = APIRouter(prefix="/sim/v1", tags=["Simulator: SIP registrations"], responses=SIM_RESPONSES,
+                   dependencies=[Depends(owner_gate)])
 
 
 @router.put("/sip-registrations/{telnum}", response_model=SipRegOut,

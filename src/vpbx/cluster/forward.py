@@ -14,7 +14,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import httpx
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -23,13 +22,15 @@ from vpbx.cluster import cluster_of
 from vpbx.runtime import Runtime
 
 if TYPE_CHECKING:
+    import httpx
+
     from vpbx.cluster.ownership import Ownership
 
 log = logging.getLogger("vpbx.cluster.forward")
 
 HEADER = "x-vpbx-forwarded-by"  # the node that forwarded: the receiver never forwards again
 CLIENT = "cluster.http"  # runtime.extras: the keep-alive client to the other nodes
-TIMEOUT = httpx.Timeout(30.0, connect=1.0)  # a dead owner refuses at once; a command may run long (clock)
+TIMEOUT, CONNECT_TIMEOUT = 30.0, 1.0  # seconds: a dead owner refuses at once; a command may run long (clock)
 RETRY_PAUSE = 0.1  # seconds between looks for a new owner while the old one's lease runs out
 # Not copied: hop-by-hop headers, and what the next hop computes again.
 _DROP_REQUEST = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -53,9 +54,12 @@ def _moving() -> Response:
 
 
 def _client(runtime: Runtime) -> httpx.AsyncClient:
+    import httpx  # here, not at import: only a cluster forwards, and httpx weighs on every server's start
+
     client = runtime.extras.get(CLIENT)
     if not isinstance(client, httpx.AsyncClient):
-        client = httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_keepalive_connections=64))
+        client = httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT),
+                                   limits=httpx.Limits(max_keepalive_connections=64))
         runtime.extras[CLIENT] = client
     return client
 
@@ -70,6 +74,8 @@ async def on_owner(request: Request, runtime: Runtime, domain_id: int, *, body: 
     if own.owns(domain_id):
         if await own.acquire(domain_id):  # ready at once unless it is ending its last owner's calls
             return
+    import httpx  # a cluster's forwarding only (see ``_client``)
+
     forwarded = request.headers.get(HEADER)
     deadline = time.monotonic() + own.ttl * 2 + 1.0
     while True:

@@ -5,12 +5,22 @@ licences); nothing is fetched from the internet."""
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
-from vpbx.console.web import HERE, PREFIX
+PREFIX = "/console"  # every cabinet path starts here (``web.PREFIX``)
 
 
 def install(app: FastAPI) -> None:
+    """The cabinet's routes, built on the first request under /console (``api.deferred``): not at start."""
+    from vpbx.api.deferred import DeferredRoutes
+
+    app.router.routes.append(DeferredRoutes(PREFIX, routes))
+
+
+def routes() -> list[BaseRoute]:
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
     from vpbx.console import auth, calls, integration, sandbox, traffic
     from vpbx.console.company import (
         blacklist,
@@ -28,8 +38,10 @@ def install(app: FastAPI) -> None:
         users,
         webhooks,
     )
+    from vpbx.console.web import HERE
 
-    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    built: list[BaseRoute] = [Mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static")]
     for module in (auth, calls, integration, hub, users, groups, numbers, callerids, restrictions, blacklist, media,
                    settings, domain, sipregs, sipuri, branches, webhooks, traffic, sandbox):
-        app.include_router(module.router)
+        built.extend(module.router.routes)  # each built once, when its module is imported (see ``app.add_routes``)
+    return built

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from vpbx.api.auth import Principal, role_rights
 from vpbx.api.errors import pydantic_errors
+from vpbx.console import PREFIX
 from vpbx.console.messages import DEFAULT, LANGUAGES, translate
 from vpbx.runtime import Runtime
 from vpbx.security import key_hash
@@ -33,9 +34,8 @@ from vpbx.store.repositories import directory as dir_repo
 from vpbx.store.tables import ApiKey, Domain
 from vpbx.telephony.sim import SimTelephony
 
-__all__ = ["Depends", "Request", "Response"]  # re-exported for the page modules
+__all__ = ["PREFIX", "Depends", "Request", "Response"]  # re-exported for the page modules
 
-PREFIX = "/console"
 SESSION_COOKIE = "vpbx_console"
 LANG_COOKIE = "vpbx_lang"
 HERE = Path(__file__).parent

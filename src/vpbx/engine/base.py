@@ -120,6 +120,14 @@ class EngineBase:
     def now(self) -> datetime:
         return self.rt.clock.now()
 
+    def _hear(self, call: Call, prompt: str, file: str | None = None) -> None:
+        """The caller hears ``prompt`` now (greeting, menu, voicemail, closed, busy, rating, callback, holdmusic;
+        ``file``: a catalogue file's id instead of the default). A port with media plays it (SIP through
+        rtpengine); the simulator has no audio: its ``announcements`` say what the client was told."""
+        hear = getattr(self.rt.telephony, "prompt", None)
+        if hear is not None:
+            hear(call.domain_id, call.callid, prompt, file)
+
     def _later(self, call: Call, delay: float, fn: Callable[[], Awaitable[None]]) -> None:
         async def fire() -> None:
             async with call.lock:
@@ -299,6 +307,26 @@ class EngineBase:
             if dispatcher is not None:
                 dispatcher.wake()
         return batch
+
+    async def records_now(self, callid: str) -> bool:
+        """Whether the talk starting now on ``callid`` is recorded (12.5, decided as ``_record_link`` decides it
+        at the end): a port with media starts recording when it is."""
+        call = self.live.get(callid)
+        if call is None:
+            return False
+        async with self.rt.sessions() as session:
+            config = await settings_service.record_config(session, call.domain_id)
+        external = call.kind != "internal"
+        talkers = call.talkers if external else [call.caller, *call.talkers]
+        return config.records(external=external, logins=talkers)
+
+    def _voicemail_link(self, call: Call) -> str:
+        """A caller who reached voicemail left a message: it is the missed call's recording, whatever 12.5 says
+        (the voicemail target is the request to record)."""
+        if call.voicemail_at is None:
+            return ""
+        call.link = records.link_for(self.rt, call.domain_id, call.callid, self.now())
+        return call.link
 
     def _record_link(self, call: Call, config: settings_service.RecordConfig, *, external: bool) -> str:
         """Call-flows step 9: recorded when recording is on for the call's kind (12.5) and no employee

@@ -70,6 +70,7 @@ class Call:
     announcements: list[str] = field(default_factory=list)
     talkers: list[str] = field(default_factory=list)  # employees who talked on the call, in order
     link: str = ""
+    voicemail_at: datetime | None = None  # the caller reached voicemail: the message is the call's recording
     # Outgoing calls: ``agent`` rings first (makecall), ``client`` is the outside number dialled after.
     phase: str = ""  # agent | client | talking
     agent: Leg | None = None  # the employee placing the call (the one who picked up, for a department)

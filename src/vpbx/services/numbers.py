@@ -605,6 +605,11 @@ class NumberRoute:
     reason: RouteReason | None  # None: not a scheduler, the number's own route
     route_id: str | None = None  # "work", "other" or a custom route's id
     route_name: str | None = None
+    greeting_file: str | None = None  # the number's own greeting (a catalogue file id), else the default one
+
+
+def _greeting_file(row: Any) -> str | None:
+    return (row.greeting_file or None) if row.greeting_custom else None
 
 
 def _target(t: dict[str, Any] | None, menus: dict[str, IvrMenu]) -> Target:
@@ -651,7 +656,7 @@ class RouteBook:
                 chosen = row.work
         target = _target(chosen, menus)
         return NumberRoute(row.telnum, row.name, row.disabled, row.greeting or target.greeting, row.crm, target,
-                           choice.reason, choice.route_id, route_name)
+                           choice.reason, choice.route_id, route_name, _greeting_file(row))
 
 
 async def route_book(session: AsyncSession, domain_id: int, telnum: str) -> RouteBook | None:
@@ -668,7 +673,7 @@ async def route_book(session: AsyncSession, domain_id: int, telnum: str) -> Rout
         stored = {"type": row.type, "user": row.route_user, "group": row.route_group, "ivr": row.ivr_menu}
         return RouteBook(row, menus, time_config(row) if row.custom_routes else None,
                          NumberRoute(row.telnum, row.name, row.disabled, row.greeting, row.crm,
-                                     _target(stored, menus), None))
+                                     _target(stored, menus), None, greeting_file=_greeting_file(row)))
     return RouteBook(row, menus, time_config(row), None)
 
 

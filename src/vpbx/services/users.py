@@ -172,6 +172,8 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
         _apply_redirect(user, data)
         user.search_text = user_search_text(user)
         if await claimed(session, domain.id, user, ext, "user"):
+            if data.password:  # the phone's digest credentials too (issue 16): it can register at once
+                await sip_repo.set_password(session, user, data.password)
             return user
         # PostgreSQL: a concurrent creation took the extension or the login first (the keys decide); the next
         # attempt reads what it committed. Asked for by name, they are the client's 400.

@@ -68,6 +68,8 @@ class Router(SimTelephony):
             self.sip.connected(domain_id, callid, party)
         else:
             super().connected(domain_id, callid, party)
+            if self.sip.has_leg(callid):  # a SIP caller answered by a simulated device
+                self.sip.connected_to_simulator(callid)
 
     def moved(self, domain_id: int, old_callid: str, new_callid: str, party: str) -> None:
         if self._sip_has(old_callid, party):
@@ -76,6 +78,11 @@ class Router(SimTelephony):
             self.sip.moved(domain_id, old_callid, new_callid, party)
         else:
             super().moved(domain_id, old_callid, new_callid, party)
+
+    def prompt(self, domain_id: int, callid: str, prompt: str, file: str | None) -> None:
+        """A call from the SIP network hears it (rtpengine); a simulated call has no audio."""
+        if self.sip.has_leg(callid):
+            self.sip.prompt(domain_id, callid, prompt, file)
 
     def call_ended(self, call: Call) -> None:
         self._on_sip.pop(call.callid, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -12,12 +12,13 @@ from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.blacklist import BlacklistIn, BlacklistOut
 from vpbx.schemas.common import State
 from vpbx.services import blacklist
 
-router = APIRouter(tags=["11. Черный список"])
+router = section("11. Черный список")
 WithParam = Query(None, alias="with", description="`statistics`: blocked calls per entry in the last week and year")
 TelnumsParam = Query(None, description="A number or mask to delete; repeat the parameter for several")
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import Body, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api.auth import Principal, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.schemas.settings import UserRef
 from vpbx.services import settings
 
-router = APIRouter(tags=["12. Настройки домена"])
+router = section("12. Настройки домена")
 
 
 @router.get("/blf/users", response_model=list[UserRef], summary="12.7 Список сотрудников (BLF)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -10,6 +10,7 @@ from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.pagination import Page, envelope, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.api.v1.sipregs import get_box
 from vpbx.notify.ssrf import allow_private
 from vpbx.runtime import Runtime
@@ -18,7 +19,7 @@ from vpbx.secrets_store import SecretBox
 from vpbx.services import branches, tenancy
 from vpbx.store.repositories import trunks as repo
 
-router = APIRouter(tags=["17. Подключение других АТС"])
+router = section("17. Подключение других АТС")
 
 
 @router.get("/branches", response_model=BranchList, summary="17.1 Список подключений")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -10,6 +10,7 @@ from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.callerids import (
     CallerIdsOut,
@@ -23,7 +24,7 @@ from vpbx.schemas.callerids import (
 )
 from vpbx.services import callerids
 
-router = APIRouter(tags=["13. Исходящие номера"])
+router = section("13. Исходящие номера")
 ModeParam = Query("all", description="Used for calls to all, mobile or fixed numbers")
 
 

@@ -3,19 +3,20 @@ for a quality score after the conversation (002 §2.4 ``rating``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response
+from vpbx.api.v1.section import section
 from vpbx.cluster.forward import owner_gate
 from vpbx.runtime import Runtime
 from vpbx.schemas.calls import MakeCallIn, MakeCallOut, RatingIn, RatingOut
 from vpbx.services import calls, ratings
 
-router = APIRouter(tags=["5. Исходящий звонок"])
+router = section("5. Исходящий звонок")
 
 
 @router.post("/makecall", response_model=MakeCallOut, summary="5.1 Совершение исходящего звонка",

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api.auth import Principal, get_runtime, require, require_even_switched_off
 from vpbx.api.deps import get_session
-from vpbx.api.errors import ERROR_RESPONSES
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.domain import CustomRoleOut, DomainOut, IntegrationOut, IntegrationUpdate
 from vpbx.services import tenancy
 from vpbx.store.repositories import tenancy as repo
 
-router = APIRouter(tags=["12. Настройки домена"], responses=ERROR_RESPONSES)
+router = section("12. Настройки домена")
 
 
 @router.get("/domain", response_model=DomainOut, summary="12.1 Параметры домена")

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
-from vpbx.api.errors import ERROR_RESPONSES
 from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.groups import GroupCreate, GroupList, GroupOut, GroupUpdate, MembersChange
 from vpbx.services import groups, tenancy
 
-router = APIRouter(tags=["8. Отделы"], responses=ERROR_RESPONSES)
+router = section("8. Отделы")
 
 
 @router.get("/groups", response_model=GroupList, summary="8.1 Список отделов")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from starlette.responses import StreamingResponse
 
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.pagination import MAX_INT
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.services import history
 
 # Each export validates its filter and runs its query (``history.opened``) before answering: once the 200 is sent,
 # the rows only stream, so an error is an ordinary 400/500 answer and never a body cut short.
-router = APIRouter(tags=["4. История звонков"])
+router = section("4. История звонков")
 
 CSV_TYPE = "text/csv; charset=utf-8"
 JSON_TYPE = "application/json"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import Depends, File, Form, UploadFile
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -11,11 +11,12 @@ from vpbx.api.deps import get_session
 from vpbx.api.errors import TOO_LARGE, ApiError
 from vpbx.api.middleware import BodyLimit
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.media import MediaFileOut, MusicOut, MusicSet, MusicType
 from vpbx.services import media
 
-router = APIRouter(tags=["12. Настройки домена"])
+router = section("12. Настройки домена")
 
 CATALOG = "/media-catalog/"
 # The upload's multipart body: the file plus its headers and boundaries.

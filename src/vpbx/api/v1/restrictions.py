@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import Body, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -13,11 +13,12 @@ from vpbx.api.auth import Principal, require
 from vpbx.api.deps import get_session
 from vpbx.api.errors import validation_error
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.schemas.restrictions import ALLOWED_DESCRIPTION, AllowedIn, GroupRulesIn, RestrictionsOut, UserRulesIn
 from vpbx.services import restrictions
 from vpbx.services.settings import split_names
 
-router = APIRouter(tags=["14. Ограничение звонков"])
+router = section("14. Ограничение звонков")
 AllowedParam = Query(None, description=ALLOWED_DESCRIPTION + "; repeat for several (a JSON body "
                                                              "`{\"allowed\": [...]}` is accepted too)")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -10,12 +10,13 @@ from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.pagination import Page, envelope, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.sims import SimAdd, SimAdded, SimAvailableList, SimList, SimOut
 from vpbx.services import sims, tenancy
 from vpbx.store.repositories import numbers as repo
 
-router = APIRouter(tags=["10. SIM-карты"])
+router = section("10. SIM-карты")
 
 
 @router.get("/sims", response_model=SimList, summary="10.1 Список SIM-карт")

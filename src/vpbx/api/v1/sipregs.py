@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -12,12 +12,13 @@ from vpbx.api.deps import get_session
 from vpbx.api.errors import validation_error
 from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.sipregs import SipRegCreate, SipRegList, SipRegOut, SipRegUpdate, check_telnum
 from vpbx.secrets_store import SecretBox, box_for
 from vpbx.services import sipregs, tenancy
 
-router = APIRouter(tags=["15. SIP-регистрации"])
+router = section("15. SIP-регистрации")
 
 
 def get_box(runtime: Runtime = Depends(get_runtime)) -> SecretBox:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -10,13 +10,14 @@ from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.pagination import Page, envelope, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.api.v1.sipregs import path_telnum
 from vpbx.runtime import Runtime
 from vpbx.schemas.sipuri import SipUriCreate, SipUriList, SipUriOut, SipUriUpdate
 from vpbx.services import sipuri, tenancy
 from vpbx.store.repositories import trunks as repo
 
-router = APIRouter(tags=["16. Переадресация номера на SIP-адрес"])
+router = section("16. Переадресация номера на SIP-адрес")
 
 
 @router.get("/sipuri-transfers", response_model=SipUriList, summary="16.1 Список SIP-переадресаций")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -11,11 +11,12 @@ from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.numbers import CalendarIn, CalendarOut, IntervalIn, IntervalOut, TelnumList, TelnumOut, TelnumRouteIn
 from vpbx.services import numbers
 
-router = APIRouter(tags=["9. Номера"])
+router = section("9. Номера")
 
 
 @router.get("/telnums", response_model=TelnumList, summary="9.1 Список номеров")

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api import reads
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
-from vpbx.api.errors import ERROR_RESPONSES
 from vpbx.api.pagination import Page, page_params
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.common import State
 from vpbx.schemas.users import UserCreate, UserGroup, UserList, UserOut, UserUpdate
 from vpbx.services import tenancy, users
 
-router = APIRouter(tags=["6. Сотрудники"], responses=ERROR_RESPONSES)
+router = section("6. Сотрудники")
 WithParam = Query(None, alias="with", description="`status`: add each employee's registration status")
 GroupIdParam = Query(None, description="Department id; without it, every department")
 

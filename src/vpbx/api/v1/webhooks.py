@@ -3,18 +3,19 @@ needs ``more.get`` and adding or removing ``more.edit`` (Основные нас
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vpbx.api.auth import Principal, get_runtime, require
 from vpbx.api.deps import get_session
 from vpbx.api.responses import json_response, no_content
+from vpbx.api.v1.section import section
 from vpbx.runtime import Runtime
 from vpbx.schemas.webhooks import WebhookCreate, WebhookOut
 from vpbx.services import webhooks
 
-router = APIRouter(tags=["18. Webhook"])
+router = section("18. Webhook")
 
 
 @router.get("/webhook", response_model=list[WebhookOut], summary="18.1 Список подписок")

@@ -74,6 +74,7 @@ class IncomingFlow(Ringing):
                 call.caller_name = answer.contact_name
             if route.greeting:
                 call.state = "greeting"
+                self._hear(call, "greeting", route.greeting_file)
                 self._later(call, GREETING_SECONDS, lambda: self._route(call, first))
             else:
                 await self._route(call, first)
@@ -119,10 +120,13 @@ class IncomingFlow(Ringing):
 
     async def _message(self, call: Call) -> None:
         call.state = "message"
+        self._hear(call, "busy" if call.announcements[-1:] == ["msg_busy"] else "closed")
         self._later(call, MESSAGE_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
 
     async def _voicemail(self, call: Call) -> None:
         call.state, call.destination = "voicemail", "vm"
+        call.voicemail_at = self.now()
+        self._hear(call, "voicemail")
         self._later(call, VOICEMAIL_SECONDS, lambda: self._finish(call, CallStatus.MISSED))
 
     async def _ivr_enter(self, call: Call, menu: dict[str, Any]) -> None:
@@ -131,6 +135,7 @@ class IncomingFlow(Ringing):
             await self._voicemail(call)
             return
         call.state, call.destination, call.ivr = "ivr", "ivr", menu
+        self._hear(call, "menu")
         self._later(call, IVR_TIMEOUT_SECONDS, lambda: self._ivr_pick(call, "timeout"))
 
     async def _ivr_pick(self, call: Call, button: str) -> None:
@@ -190,6 +195,7 @@ class IncomingFlow(Ringing):
             and call.caller != "anonymous"
         if call.callback_offer:
             call.announcements.append("callback_offer")
+            self._hear(call, "callback")
             if not plan:  # nobody is free: the offer, then the department's timeout target
                 call.state = "offer"
                 self._later(call, IVR_TIMEOUT_SECONDS, lambda: self._offer_lapsed(call, group))
@@ -257,7 +263,8 @@ class IncomingFlow(Ringing):
         wait = _seconds(call.started, call.answered_at or call.ended_at)
         duration = _seconds(call.answered_at, call.talk_end or call.ended_at) if success else 0
         first = call.first_answered
-        link = self._record_link(call, record, external=True) if success and answered else ""
+        link = self._record_link(call, record, external=True) if success and answered else \
+            self._voicemail_link(call) if not answered else ""
         history.append(dict(
             domain_id=call.domain_id, callid=call.callid, type=call.direction, status=status.value,
             destination=destination,

@@ -26,6 +26,7 @@ class RatingFlow(EngineBase):
         self.busy.discard((call.domain_id, leg.person))
         call.state, call.talk_end = "rating", now
         call.announcements.append("rating")
+        self._hear(call, "rating")
         await self._commit_notices(call, notices)
         self._later(call, RATING_SECONDS, lambda: self._finish(call, CallStatus.SUCCESS))
 

@@ -26,14 +26,7 @@ class TransferFlow(Ringing):
         (semi-attended). Returns the call the client is on now."""
         call = self.current(domain_id, callid)
         async with call.lock:
-            leg = self._find_leg(call, by)
-            if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:") \
-                    or (call.kind == "outgoing" and leg is not call.agent):
-                raise CallError(409, f"{by} is not talking on this call")
-            if call.kind == "internal" or call.consult_for:
-                raise CallError(409, "Internal calls are not transferred")
-            if call.consult:
-                raise CallError(409, "A transfer of this call is already in progress")
+            leg = self._transferring_leg(call, by)
             target = await self._transfer_target(domain_id, to)
             if target.user == leg.person:
                 raise CallError(409, f"{by} is already on this call")
@@ -41,6 +34,45 @@ class TransferFlow(Ringing):
                 await self._consult(call, leg, target)
                 return call
             return await self._blind(call, leg, target)
+
+    def _transferring_leg(self, call: Call, by: str) -> Leg:
+        """``by``'s talking leg on ``call``, which may be transferred now (else the 409 that says why not)."""
+        leg = self._find_leg(call, by)
+        if call.state != "talking" or leg is None or leg.state != "talking" or leg.person.startswith("ext:") \
+                or (call.kind == "outgoing" and leg is not call.agent):
+            raise CallError(409, f"{by} is not talking on this call")
+        if call.kind == "internal" or call.consult_for:
+            raise CallError(409, "Internal calls are not transferred")
+        if call.consult:
+            raise CallError(409, "A transfer of this call is already in progress")
+        return leg
+
+    async def transfer_into(self, domain_id: int, callid: str, by: str, consult_callid: str) -> Call:
+        """An attended transfer whose consultation ``by`` placed as a call of its own (a SIP phone: REFER with
+        ``Replaces`` naming its second call): ``consult_callid`` (an internal or outgoing call ``by`` made)
+        becomes the consultation of the client's call ``callid`` and completes at once, as when ``by`` hangs up
+        after ``transfer(..., "attended")``: the target joins the client's call, or (still ringing) the transfer
+        goes on blind. Returns the call the client is on now."""
+        call = self.current(domain_id, callid)
+        consult = self.current(domain_id, consult_callid)
+        if consult is call:
+            raise CallError(409, "A call is not transferred into itself")
+        async with call.lock, consult.lock:  # the client's call first, as hung_up takes them
+            leg = self._transferring_leg(call, by)
+            if consult.kind not in ("internal", "outgoing") or consult.caller != leg.person or consult.consult \
+                    or consult.consult_for or consult.state not in ("ringing", "talking"):
+                raise CallError(409, f"{consult_callid} is not a call {by} placed")
+            if consult.kind == "outgoing":
+                target = numbers.Target("telnum", None, None, None, consult.dialed)
+            elif consult.dialed:
+                target = numbers.Target("user", consult.dialed)
+            else:
+                target = numbers.Target("group", None, consult.group_id)
+            call.consult, call.consult_by, call.consult_target = consult.callid, leg.person, target
+            consult.consult_for = call.callid
+            call.announcements.append("hold")
+            await self._complete_consult(call, consult)
+        return self.live.get(call.continued_as or call.callid) or call  # semi-attended: the new call
 
     async def _transfer_target(self, domain_id: int, to: str) -> numbers.Target:
         user = await self._load_user(domain_id, to)
@@ -85,6 +117,7 @@ class TransferFlow(Ringing):
             raise CallError(409, f"The consultation call ended at once ({consult.status})")
         call.consult, call.consult_by, call.consult_target = consult.callid, leg.person, target
         call.announcements.append("hold")
+        self._hear(call, "holdmusic")
 
     def _consult_pair(self, call: Call, party: str) -> tuple[Call, Call] | None:
         """(the client's call, the consultation) when ``party`` is the employee consulting and ``call`` is
@@ -116,8 +149,9 @@ class TransferFlow(Ringing):
         notices: list[Notice] = [self._event(call, EventType.TRANSFERRED, leg)]
         self._leave(call, leg)
         consult.legs.pop(joined.party, None)  # the target's leg moves to the client's call, still talking
-        await self._finish(consult, CallStatus.SUCCESS)
+        # Moved before the consultation ends: a port ending its call (SIP) would otherwise stop the moved leg too.
         self.rt.telephony.moved(call.domain_id, consult.callid, call.callid, joined.party)
+        await self._finish(consult, CallStatus.SUCCESS)
         call.legs[joined.party] = joined
         person = joined.person
         if not person.startswith("ext:"):

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Integer, case, delete, func, select
+from sqlalchemy import Integer, bindparam, case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from vpbx.store.paging import Page
 from vpbx.store.repositories.directory import paged
@@ -24,14 +25,28 @@ from vpbx.store.tables import (
 
 T = TypeVar("T")
 
+# The statements of the configuration writes, built once with bind parameters (``directory``: building one cost
+# more CPU than running it).
+_DOMAIN: BindParameter[int] = bindparam("domain_id")
+_FIND_TELNUM = select(Telnum).where(Telnum.domain_id == _DOMAIN, Telnum.telnum == bindparam("telnum"))
+FIND_TELNUM = {False: _FIND_TELNUM, True: _FIND_TELNUM.with_for_update()}
+ALL_TELNUMS = select(Telnum).where(Telnum.domain_id == _DOMAIN).order_by(Telnum.id)
+USER_NAMES = select(User.login, User.name).where(User.domain_id == _DOMAIN,
+                                                  User.login.in_(bindparam("logins", expanding=True)))
+_FIRST_USER = select(User).where(User.domain_id == _DOMAIN)
+_FIRST_OTHER_USER = _FIRST_USER.where(User.login != bindparam("excluding"))
+FIRST_USER = {(excluding, lock): (stmt.order_by(User.id).limit(1)
+                                  .with_for_update(read=True, key_share=True, skip_locked=True) if lock
+                                  else stmt.order_by(User.id).limit(1))
+              for excluding, stmt in ((False, _FIRST_USER), (True, _FIRST_OTHER_USER)) for lock in (False, True)}
+_MENUS = select(IvrMenu).where(IvrMenu.domain_id == _DOMAIN)
+MENUS_NAMED = _MENUS.where(IvrMenu.name.in_(bindparam("names", expanding=True)))
+
 # --- numbers -------------------------------------------------------------------------------
 
 
 async def find_telnum(session: AsyncSession, domain_id: int, telnum: str, *, lock: bool = False) -> Telnum | None:
-    stmt = select(Telnum).where(Telnum.domain_id == domain_id, Telnum.telnum == telnum)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.scalars(stmt)).first()
+    return (await session.scalars(FIND_TELNUM[lock], {"domain_id": domain_id, "telnum": telnum})).first()
 
 
 async def number_holder(session: AsyncSession, telnum: str) -> int | None:
@@ -58,8 +73,7 @@ async def list_telnums(session: AsyncSession, domain_id: int, page: Page,
 
 
 async def all_telnums(session: AsyncSession, domain_id: int) -> list[Telnum]:
-    return list((await session.scalars(select(Telnum).where(Telnum.domain_id == domain_id)
-                                       .order_by(Telnum.id))).all())
+    return list((await session.scalars(ALL_TELNUMS, {"domain_id": domain_id})).all())
 
 
 async def relock(session: AsyncSession, model: type[T], ids: Sequence[int]) -> list[T]:
@@ -90,8 +104,7 @@ async def sims_of_user(session: AsyncSession, domain_id: int, login: str) -> lis
 async def user_names(session: AsyncSession, domain_id: int, logins: Sequence[str]) -> dict[str, str]:
     if not logins:
         return {}
-    rows = await session.execute(select(User.login, User.name).where(User.domain_id == domain_id,
-                                                                      User.login.in_(set(logins))))
+    rows = await session.execute(USER_NAMES, {"domain_id": domain_id, "logins": list(set(logins))})
     return {login: name for login, name in rows.all()}
 
 
@@ -100,13 +113,8 @@ async def first_user(session: AsyncSession, domain_id: int, *, excluding: str | 
     """The first employee of the 6.1 list: the default target of a new route (10.4). ``lock`` (PostgreSQL): the
     first one not being deleted, locked for reference (a deletion of it waits; two deletions at once never wait
     for each other)."""
-    stmt = select(User).where(User.domain_id == domain_id)
-    if excluding is not None:
-        stmt = stmt.where(User.login != excluding)
-    stmt = stmt.order_by(User.id).limit(1)
-    if lock:
-        stmt = stmt.with_for_update(read=True, key_share=True, skip_locked=True)
-    return (await session.scalars(stmt)).first()
+    stmt = FIRST_USER[(excluding is not None, lock)]
+    return (await session.scalars(stmt, {"domain_id": domain_id, "excluding": excluding})).first()
 
 
 # --- IVR menus -----------------------------------------------------------------------------
@@ -118,12 +126,13 @@ async def find_menu(session: AsyncSession, domain_id: int, name: str) -> IvrMenu
 
 
 async def menus(session: AsyncSession, domain_id: int, names: Sequence[str] | None = None) -> dict[str, IvrMenu]:
-    stmt = select(IvrMenu).where(IvrMenu.domain_id == domain_id)
+    params: dict[str, object] = {"domain_id": domain_id}
+    stmt = _MENUS
     if names is not None:
         if not names:
             return {}
-        stmt = stmt.where(IvrMenu.name.in_(set(names)))
-    return {m.name: m for m in (await session.scalars(stmt)).all()}
+        stmt, params["names"] = MENUS_NAMED, list(set(names))
+    return {m.name: m for m in (await session.scalars(stmt, params)).all()}
 
 
 # --- SIM pool ------------------------------------------------------------------------------

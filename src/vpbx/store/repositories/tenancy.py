@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.store.tables import ApiKey, CustomRole, Domain, Integration
 
+DOMAIN_BY_NAME = select(Domain).where(Domain.name == bindparam("name"))  # every write's first read: built once
+
 
 async def domain_by_name(session: AsyncSession, name: str) -> Domain | None:
-    return await session.scalar(select(Domain).where(Domain.name == name))
+    return await session.scalar(DOMAIN_BY_NAME, {"name": name})
 
 
 async def domains(session: AsyncSession) -> list[Domain]:

@@ -43,6 +43,14 @@ PROMPTS: dict[str, dict[str, str]] = {
         "ru": "Все операторы заняты. Нажмите один, и мы вам перезвоним.",
         "en": "All our operators are busy. Press one and we will call you back.",
     },
+    "closed": {
+        "ru": "Сейчас мы не работаем. Пожалуйста, позвоните в рабочее время.",
+        "en": "We are closed now. Please call again during working hours.",
+    },
+    "busy": {
+        "ru": "Все операторы заняты. Пожалуйста, перезвоните позже.",
+        "en": "All our operators are busy. Please call again later.",
+    },
 }
 TONES = ("ringback", "holdmusic")
 NAMES = (*PROMPTS, *TONES)

@@ -48,7 +48,7 @@ class MediaRuntime:
             dtmf_host, dtmf_port = parse_address(settings.rtpengine_dtmf, 0) if settings.rtpengine_dtmf \
                 else ("127.0.0.1", 0)
             keypad = await DtmfListener.open(on_digit, dtmf_host, dtmf_port)
-        store = RecordingStore(settings.home, settings.recording_retention_days)
+        store = RecordingStore.for_settings(settings)
         prompts = Prompts(settings.home)
         supervisor: RtpengineSupervisor | None = None
         if mode:

@@ -19,6 +19,7 @@ rtpengine's call-id and the recording's name, not the SIP Call-ID; tags = the SI
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,10 @@ class Media:
     async def stats(self, callid: str) -> Result:
         return await self._do("query", callid, self.client.query(callid))
 
-    async def finish(self, callid: str, domain_id: int, *, within: float = 5.0) -> Outcome | None:
-        """End the call in rtpengine; when it was recorded, mix its recording into the store.
+    async def finish(self, callid: str, domain_id: int, *, within: float = 5.0, name: str | None = None,
+                     span: tuple[float, float] | None = None) -> Outcome | None:
+        """End the call in rtpengine; when it was recorded, mix its recording into the store (under ``name``,
+        the engine's callid, when rtpengine's call-id is another).
 
         None: not recorded. An ``Outcome`` with ``ok=False``: recording failed (rtpengine lost mid-call,
         disk full, ...) — the call itself already ended normally; history says so by carrying no link."""
@@ -130,7 +133,8 @@ class Media:
         if self.store is None or self.recording_dir is None:
             return Outcome(False, error="no recording store configured")
         if call.failed:
-            return self.store._fail(domain_id, callid, f"media lost: {call.failed}")
+            return await asyncio.to_thread(self.store.record_failure, domain_id, name or callid,
+                                           f"media lost: {call.failed}")
         # rtpengine writes the metadata file when the call is closed: wait for it (bounded).
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -139,4 +143,5 @@ class Media:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(0.05)
-        return await asyncio.to_thread(store.save_from_rtpengine, domain_id, callid, recording_dir)
+        return await asyncio.to_thread(functools.partial(store.save_from_rtpengine, domain_id, name or callid,
+                                                         recording_dir, callid, span=span))

@@ -42,10 +42,21 @@ class Inbound:
 
     # asyncio loop
     def _on_event(self, a: ALeg, event: Any) -> None:
-        from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventTry, CCEventUpdate
+        from sippy.CCEvents import (
+            CCEventConnect,
+            CCEventDisconnect,
+            CCEventFail,
+            CCEventInfo,
+            CCEventTry,
+            CCEventUpdate,
+        )
+
+        from vpbx.telephony.sip import transfers
 
         if isinstance(event, CCEventTry):
             self.port.spawn(self._setup(a, event))
+        elif isinstance(event, CCEventInfo):  # a key press sent as SIP INFO (sippy has answered 200)
+            self._info(a, event.getData())
         elif isinstance(event, CCEventUpdate):  # the caller's re-INVITE (hold, resume)
             if not self.port.relay_caller_update(a, event.getData()):
                 self.port.stack.run(self._refuse_update, a)
@@ -55,12 +66,28 @@ class Inbound:
         elif isinstance(event, CCEventFail) and a.answered and a.ua is not None and a.ua.isConnected():
             if a.relay_to is not None:  # the caller refused a re-INVITE a party sent: so is the party's
                 self.port.relay_caller_answer(a, None)
+        elif isinstance(event, CCEventDisconnect) and not a.ended and a.answered and transfers.is_refer(event):
+            a.ended = True  # REFER from the caller's phone: sippy answered 202 and hangs up its dialog
+            if a.callid:
+                self.port.spawn(transfers.refer_from_caller(self.port, a, event.getData()))
         elif isinstance(event, (CCEventDisconnect, CCEventFail)):
             if a.ended:
                 return
             a.ended = True  # the caller cancelled or hung up
             if a.callid:
                 self.port.spawn(self._hang_up(a))
+
+    def _info(self, a: ALeg, body: Any) -> None:
+        from vpbx.telephony.sip.media import info_digit
+
+        if body is None:
+            return
+        try:
+            digit = info_digit(str(body.getType()), str(body))
+        except Exception:  # an INFO body sippy could not type: not a key press
+            digit = None
+        if digit is not None:
+            self.port.spawn(self.port.digit(a, digit))
 
     @staticmethod
     def _refuse_update(a: ALeg) -> None:
@@ -84,6 +111,8 @@ class Inbound:
         from sippy.CCEvents import CCEventFail
 
         a.ended = True
+        if a.media is not None and self.port.media is not None:
+            self.port.spawn(self.port.media.release(a))
 
         def send() -> None:
             if a.ua is None or a.ua.isDead():
@@ -111,6 +140,9 @@ class Inbound:
         token = current_a_leg.set(a)
         try:
             trunk = self._from_trunk(host, port, str(cld or ""))
+            if trunk is None and not carrier:  # 002 §16: an INVITE to one of our pbx-<token> addresses
+                from vpbx.telephony.sip.sipuri import forwarded
+                trunk = await forwarded(rt, str(cld or ""))
             if carrier:
                 await self._from_carrier(a, str(cli or ""), str(cld or ""))
             elif trunk is not None:
@@ -169,6 +201,7 @@ class Inbound:
             return
         a.party, a.domain_id = "client", domain.id
         await self.port.refresh_carriers(force=False)  # outside legs of this call (a mobile redirect) use them
+        await self.port.anchor(a)
         call = await engine_of(self.port.rt).incoming(domain, caller or "anonymous", number)
         self._bound(a, call)
 
@@ -188,13 +221,23 @@ class Inbound:
             self._fail(a, 404, "Not Found")
             return
         a.party, a.domain_id = account.login, account.domain_id
+        await self.port.anchor(a)
         if callee is not None or group is not None:
             call = await engine.internal(domain, account.login, dialled)
         else:
             try:
-                normalize_number(dialled)
+                number = normalize_number(dialled)
             except InvalidNumber:
                 self._fail(a, 404, "Not Found")
+                return
+            own = await self.port.domain_of_number(number)
+            if own is not None and own.id == domain.id:
+                # One of the company's own numbers: routed in here as the call from outside would be (greeting,
+                # menu, departments), from the caller ID the engine shows outside -- no trip through a carrier.
+                a.party = "client"
+                clid = await engine.config.caller_id(domain.id, number, account.login)
+                call = await engine.incoming(domain, clid or "anonymous", number)
+                self._bound(a, call)
                 return
             await self.port.refresh_carriers(force=False)  # the operator may have changed them (vpbx carrier ...)
             call = await engine.outgoing(domain, account.login, dialled)

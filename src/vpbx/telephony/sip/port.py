@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vpbx.telephony.sip import auth
+from vpbx.telephony.sip import auth, outbound
 from vpbx.telephony.sip.registrar import Location, Registrar
 from vpbx.telephony.sip.stack import SipStack, local_contact
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from vpbx.engine.model import Call
     from vpbx.runtime import Runtime
     from vpbx.telephony.ports import CallSignals
+    from vpbx.telephony.sip.media import SipMedia
 
 log = logging.getLogger("vpbx.sip.port")
 
@@ -79,6 +80,8 @@ class ALeg:
     ended: bool = False
     relay_to: Fork | None = None  # a re-INVITE (hold, resume) the talking party sent us, waiting on the caller
     relay_from: Fork | None = None  # the caller's re-INVITE we passed to this talking party
+    media: Any = None  # its rtpengine call (``sip.media.LegMedia``), when media is on
+    click_to_call: bool = False  # no INVITE: stands for the client of a click-to-call (no ``ua``)
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Fork:
     sdp: Any = None  # the answer
     stopping: bool = False  # the engine stopped it: its end is not news
     code: int = 0
+    sdp_for_a: Any = None  # rtpengine's answer for the caller, when the call is anchored
 
 
 @dataclass
@@ -125,13 +129,20 @@ class SipTelephony:
         self.forks: dict[tuple[str, str], list[Fork]] = {}
         self.carriers = _Carriers()
         self._tasks: set[Any] = set()
+        self.media: SipMedia | None = None
 
     # --- life ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        from vpbx.telephony.sip.media import SipMedia
+
         await self.refresh_carriers()
         await self.stack.start()
         _preload()
+        try:
+            self.media = await SipMedia.start(self)
+        except Exception:  # calls still connect end to end without media
+            log.exception("media did not start: SIP calls go unanchored")
 
 
     async def stop_stack(self) -> None:
@@ -141,6 +152,8 @@ class SipTelephony:
         for a in list(self.a_legs.values()):
             self._end_a(a, 503, "Service Unavailable")
         await self.stack.stop()
+        if self.media is not None:
+            await self.media.stop()
 
     def _version(self) -> int | None:
         reader = getattr(self.rt, "reader", None)
@@ -227,7 +240,15 @@ class SipTelephony:
         return self._a_of(callid) is not None
 
     def can_dial_out(self, callid: str) -> bool:
-        return bool(self.carriers.targets) and self.has_leg(callid)
+        """A call from the SIP network reaches outside numbers through a carrier peer, or through the §15
+        registration of its caller ID (a domain may have no carrier at all)."""
+        a = self._a_of(callid)
+        if a is None:
+            return False
+        if self.carriers.targets or a.click_to_call:  # (a click-to-call's route is found as it rings out)
+            return True
+        clid = self._caller_id(callid)
+        return bool(clid) and outbound.of(self.rt).live(a.domain_id, clid)
 
     def _a_of(self, callid: str) -> ALeg | None:
         a = self.a_legs.get(callid)
@@ -249,19 +270,17 @@ class SipTelephony:
 
     def ring(self, domain_id: int, callid: str, party: str, caller: str, caller_name: str | None) -> None:
         a = self._a_of(callid)
-        body = a.sdp.getCopy() if a is not None and a.sdp is not None else self._no_media()
+        if a is None and not party.startswith("ext:") and self._is_click_to_call(callid):
+            a = self._click_to_call(domain_id, callid)
+        if a is not None and a.click_to_call and a.media is None and self.media is not None:
+            self._ring_click_to_call(a, domain_id, party, caller, caller_name)
+            return
+        body = self._offer_for(a)
         forks = self.forks.setdefault((callid, party), [])
         if party.startswith("ext:"):
-            target = self._outbound_target(callid)
-            if target is None:
-                log.warning("no carrier for an outside leg", extra={"callid": callid})
-                self._report_later(callid, party, "unavailable")
-                return
-            number = party[4:]
-            cli = self._caller_id(callid) or caller
             fork = Fork(callid, party, domain_id)
-            forks.append(fork)
-            self.stack.run(self._start_fork, fork, target, number, cli, body, caller_name)
+            forks.append(fork)  # at once: the engine may stop the party before its route is known
+            self.spawn(self._ring_out(fork, party[4:], self._caller_id(callid), caller, body, caller_name))
             return
         for b in self.location.contacts(domain_id, party):
             fork = Fork(callid, party, domain_id)
@@ -270,15 +289,89 @@ class SipTelephony:
         if not forks:
             self._report_later(callid, party, None)
 
-    def _outbound_target(self, callid: str) -> tuple[str, int] | None:
-        """Where an outside leg goes: the first carrier peer. Not yet: 002 §15's ``outgoing`` (the caller ID's own
-        registration, ``runtime.extras["sip_registrations"]``, with its digest credentials) would be chosen here."""
-        return self.carriers.targets[0] if self.carriers.targets else None
+    def _is_click_to_call(self, callid: str) -> bool:
+        call = getattr(self.signals, "live", {}).get(callid)
+        return call is not None and call.kind == "outgoing" and call.phase == "agent"
+
+    def _click_to_call(self, domain_id: int, callid: str) -> ALeg:
+        """REST ``makecall`` / legacy ``makeCall``: the employee's phone rings first, then the client through the
+        trunk. The client's side has no INVITE of its own: a stand-in A-leg carries the call's media."""
+        a = ALeg(source=("", 0), from_host="", party="client", callid=callid, domain_id=domain_id,
+                 click_to_call=True)
+        self.a_legs[callid] = a
+        return a
+
+    def _ring_click_to_call(self, a: ALeg, domain_id: int, party: str, caller: str, caller_name: str | None) -> None:
+        """The employee's phones, offered rtpengine's side once the call is anchored (the forks exist at once: the
+        engine may stop the party meanwhile)."""
+        forks = self.forks.setdefault((a.callid, party), [])
+        contacts = self.location.contacts(domain_id, party)
+        made = [(Fork(a.callid, party, domain_id), b) for b in contacts]
+        forks.extend(f for f, _ in made)
+        if not made:
+            self._report_later(a.callid, party, None)
+            return
+        media = self.media
+        assert media is not None
+
+        async def start() -> None:
+            from sippy.MsgBody import MsgBody
+
+            await media.anchor_click_to_call(a)
+            body = MsgBody(a.media.offer_out) if a.media.anchored else self._no_media()
+            for fork, b in made:
+                self.stack.run(self._start_fork, fork, (b.host, b.port), b.user, caller, body.getCopy(), caller_name)
+        self.spawn(start())
+
+    async def _ring_out(self, fork: Fork, number: str, clid: str, caller: str, body: Any,
+                        caller_name: str | None) -> None:
+        """An outside leg: through the caller ID's §15 registration or the carrier peer (``outbound``)."""
+        await self.refresh_carriers(force=False)  # the operator may have changed them (vpbx carrier ...)
+        try:
+            route = await self._outbound_target(fork.domain_id, clid)
+        except Exception:  # the store unreachable: the leg fails as with no route, the call goes on
+            log.exception("no route for an outside leg", extra={"callid": fork.callid})
+            route = None
+        if fork.stopping:
+            return
+        if route is None:
+            log.warning("no carrier for an outside leg", extra={"callid": fork.callid})
+            fork.state = "ended"
+            siblings = self.forks.get((fork.callid, fork.party), [])
+            if fork in siblings:
+                siblings.remove(fork)
+            if not siblings:
+                self.forks.pop((fork.callid, fork.party), None)
+            await self._rejected(fork.callid, fork.party, "unavailable")
+            return
+        self.stack.run(self._start_fork, fork, route.address, number, clid or caller, body, caller_name, route)
+
+    async def _outbound_target(self, domain_id: int, clid: str) -> outbound.Route | None:
+        """Where an outside leg goes: through the §15 registration of its caller ID ``clid`` when ``outgoing`` is
+        on and it is registered, else the first carrier peer (``outbound.Outbound.route``)."""
+        return await outbound.of(self.rt).route(domain_id, clid, self.carriers.targets)
 
     def _caller_id(self, callid: str) -> str:
         """An outgoing call's caller ID (002 §13, chosen by the engine: the call's ``diversion``)."""
         call = getattr(self.signals, "live", {}).get(callid)
         return str(getattr(call, "diversion", "") or "") if call is not None and call.kind == "outgoing" else ""
+
+    def _offer_for(self, a: ALeg | None) -> Any:
+        """What a party rung for the caller is offered: rtpengine's side when anchored, else the caller's SDP."""
+        from sippy.MsgBody import MsgBody
+
+        if a is not None and a.click_to_call:  # the client is offered rtpengine's client side
+            if a.media is not None and a.media.client_offer:
+                return MsgBody(a.media.client_offer)
+            agent = self.talking_fork(a)
+            return agent.sdp.getCopy() if agent is not None and agent.sdp is not None else self._no_media()
+        if a is None or a.sdp is None:
+            return self._no_media()
+        if a.media is not None and a.media.anchored:
+            if a.media.early and self.media is not None:
+                self.media.ringback(a)
+            return MsgBody(a.media.offer_out)
+        return a.sdp.getCopy()
 
     @staticmethod
     def _no_media() -> Any:
@@ -317,12 +410,72 @@ class SipTelephony:
         a = self.a_legs.get(callid)
         if a is None or a.ended or talking is None:
             return
+        if a.click_to_call:  # nobody to answer: the client's leg is a fork too; its talk may be recorded
+            a.answered = True
+            if party.startswith("ext:") and self.media is not None:
+                self.spawn(self.media.talking(a, callid))
+            return
+        if self.media is not None and a.media is not None:
+            self.spawn(self.media.talking(a, callid))
+        if talking.sdp_for_a is not None:  # anchored: rtpengine already points the caller's audio at the party
+            if not a.answered:
+                a.answered = True
+                self.stack.run(self._a_event, a, "connect", talking.sdp_for_a)
+            return
         body = talking.sdp.getCopy() if talking.sdp is not None else None
         if not a.answered:
             a.answered = True
             self.stack.run(self._a_event, a, "connect", body)
         elif body is not None:  # a transfer: the caller now talks to another party (re-INVITE with its SDP)
             self.stack.run(self._a_event, a, "update", body)
+
+    # --- media (``sip.media``) ------------------------------------------------------------------------
+
+    def connected_to_simulator(self, callid: str) -> None:
+        """A simulated device answered the SIP caller (the two coexist in a domain): the caller is answered --
+        the simulator has no audio, so rtpengine's other side is the sink -- and the talk may be recorded."""
+        a = self.a_legs.get(callid)
+        if a is None or a.ended or a.click_to_call:
+            return
+        if self.media is not None and a.media is not None and a.media.anchored:
+            self.spawn(self.media.answered_elsewhere(a, callid))
+        elif not a.answered:
+            a.answered = True
+            self.stack.run(self._a_event, a, "connect", self._no_media())
+
+    async def anchor(self, a: ALeg) -> None:
+        if self.media is not None:
+            await self.media.anchor(a)
+
+    def prompt(self, domain_id: int, callid: str, prompt: str, file: str | None) -> None:
+        a = self._a_of(callid)
+        if a is not None and self.media is not None and not a.ended:
+            self.media.prompt(a, prompt, file)
+
+    def answer_caller(self, a: ALeg, sdp: str) -> None:
+        """vpbx answers the caller itself (to play it prompts): the engine's call is not answered by this."""
+        from sippy.MsgBody import MsgBody
+
+        if not a.answered and not a.ended:
+            a.answered = True
+            self.stack.run(self._a_event, a, "connect", MsgBody(sdp))
+
+    def talking_fork(self, a: ALeg) -> Fork | None:
+        return next((f for key, forks in self.forks.items() if key[0] == a.callid for f in forks
+                     if f.state == "talking"), None)
+
+    async def digit(self, a: ALeg, digit: str) -> None:
+        """The caller pressed a key (RFC 4733 through rtpengine, or SIP INFO): the engine's ``dtmf``."""
+        from vpbx.engine import engine_of
+        from vpbx.engine.core import CallError
+
+        if not a.callid or a.ended:
+            return
+        try:
+            await engine_of(self.rt).dtmf(a.domain_id, a.callid, digit)
+            log.info("SIP key press", extra={"callid": a.callid, "digit": digit})
+        except CallError:
+            pass
 
     def moved(self, domain_id: int, old_callid: str, new_callid: str, party: str) -> None:
         forks = self.forks.pop((old_callid, party), [])
@@ -341,6 +494,8 @@ class SipTelephony:
             a.callid = call.continued_as
             self.a_legs[call.continued_as] = a
             return
+        if self.media is not None and a.media is not None:
+            self.spawn(self.media.finish(a, call))
         for key in [k for k in self.forks if k[0] == call.callid]:
             for fork in self.forks.pop(key, []):
                 self._hang(fork)
@@ -360,18 +515,17 @@ class SipTelephony:
     # --- reactor-thread work ------------------------------------------------------------------------
 
     def _start_fork(self, fork: Fork, nh: tuple[str, int], cld: str, cli: str, body: Any,
-                    caller_name: str | None) -> None:
-        from sippy.CCEvents import CCEventTry
-        from sippy.SipCallId import SipCallId
+                    caller_name: str | None, route: outbound.Route | None = None) -> None:
         from sippy.UA import UA
 
         if fork.stopping:  # stopped before it started
             return
+        username, password = route.credentials() if route is not None else (None, None)
         ua = UA(self.stack.config, event_cb=lambda ev, _ua: self.stack.to_loop(self._on_fork_event, fork, ev),
-                nh_address=nh)
+                nh_address=nh, username=username, password=password)  # a §15 operator's challenge is answered
         ua.lContact = local_contact()
         fork.ua = ua
-        ua.recvEvent(CCEventTry((SipCallId(), cli, cld, body, None, caller_name or None)))
+        ua.recvEvent(outbound.try_event(route, cli, cld, body, caller_name))
 
     def _disconnect(self, fork: Fork) -> None:
         from sippy.CCEvents import CCEventDisconnect
@@ -396,8 +550,29 @@ class SipTelephony:
         if talking is None or talking.ua is None:
             return False
         a.relay_from = talking
-        self.stack.run(lambda: talking.ua.recvEvent(self._update(body)) if talking.ua.isConnected() else None)
+
+        def send(sdp: Any) -> None:
+            self.stack.run(lambda: talking.ua.recvEvent(self._update(sdp)) if talking.ua.isConnected() else None)
+        self._through_media(a, body, from_caller=True, offer=True, then=send)
         return True
+
+    def _through_media(self, a: ALeg, body: Any, *, from_caller: bool, offer: bool, then: Any) -> None:
+        """A re-INVITE's SDP (offer or answer) on its way to the other side: rewritten by rtpengine when the call
+        is anchored (the media stays anchored through hold and resume), else passed as it is."""
+        m = a.media
+        if body is None or self.media is None or m is None or not m.anchored:
+            then(body)
+            return
+        media = self.media
+        if offer and not from_caller:
+            media.party_offer(a, str(body))
+
+        async def rewrite() -> None:
+            from sippy.MsgBody import MsgBody
+
+            fn = media.reoffer if offer else media.reanswer
+            then(MsgBody(await fn(a, from_caller, str(body))))
+        self.spawn(rewrite())
 
     @staticmethod
     def _update(body: Any) -> Any:
@@ -409,7 +584,8 @@ class SipTelephony:
         """The caller answered a re-INVITE a party sent (via us): the party gets the caller's SDP."""
         fork, a.relay_to = a.relay_to, None
         if fork is not None:
-            self.stack.run(self._fork_answer, fork, body)
+            self._through_media(a, body, from_caller=False, offer=False,
+                                then=lambda sdp: self.stack.run(self._fork_answer, fork, sdp))
 
     def _a_event(self, a: ALeg, what: str, data: Any) -> None:
         from sippy.CCEvents import CCEventConnect, CCEventDisconnect, CCEventFail, CCEventRing, CCEventUpdate
@@ -454,7 +630,8 @@ class SipTelephony:
             if fork.state == "talking" and a is not None and a.relay_from is fork:  # its answer to the caller's
                 a.relay_from = None                                                 # re-INVITE
                 fork.sdp = body
-                self.stack.run(self._a_event, a, "connect", body)
+                self._through_media(a, body, from_caller=True, offer=False,
+                                    then=lambda sdp: self.stack.run(self._a_event, a, "connect", sdp))
                 return
             if fork.stopping or fork.state != "ringing":
                 self._hang(fork)
@@ -467,10 +644,11 @@ class SipTelephony:
                 self.stack.run(self._fork_answer, fork, None)
                 return
             a.relay_to = fork
-            self.stack.run(self._a_event, a, "update", event.getData())
+            self._through_media(a, event.getData(), from_caller=False, offer=True,
+                                then=lambda sdp: self.stack.run(self._a_event, a, "update", sdp))
         elif isinstance(event, CCEventDisconnect) and event.getData() is not None and fork.state == "talking" \
                 and not fork.stopping:
-            # REFER from the phone (sippy answered 202 and hangs up its dialog): a blind transfer.
+            # REFER from the phone (sippy answered 202 and hangs up its dialog): a transfer (transfers.py).
             fork.state, fork.stopping = "ended", True
             self.spawn(self._refer(fork, event.getData()))
         elif isinstance(event, (CCEventFail, CCEventRedirect, CCEventDisconnect)):
@@ -497,35 +675,35 @@ class SipTelephony:
         if any(f is not fork and f.state == "talking" for f in siblings):
             self._hang(fork)  # another device of the employee picked up first
             return
+        a = self.a_legs.get(fork.callid)
+        if self.media is not None and a is not None and a.click_to_call and fork.sdp is not None:
+            if fork.party.startswith("ext:"):
+                await self.media.client_answered(a, str(fork.sdp))
+            else:
+                await self.media.agent_answered(a, str(fork.sdp))
+        elif self.media is not None and a is not None and fork.sdp is not None:
+            answer = await self.media.answer_for_caller(a, str(fork.sdp))
+            if answer is not None:
+                from sippy.MsgBody import MsgBody
+
+                fork.sdp_for_a = MsgBody(answer)
+            if fork.stopping or fork.state != "talking":
+                return
         try:
             await self.signals.answered(fork.callid, fork.party)
         except CallError as exc:
             log.info("SIP answer came too late", extra={"callid": fork.callid, "reason": exc.message})
             self._hang(fork)
+            winner = self.talking_fork(a) if a is not None and fork.sdp_for_a is not None else None
+            if winner is not None and winner.sdp is not None and self.media is not None and a is not None:
+                await self.media.answer_for_caller(a, str(winner.sdp))  # rtpengine back to the party that won
 
     async def _refer(self, fork: Fork, refer_to: Any) -> None:
-        """The employee's phone transferred the call (REFER, blind) to the Refer-To user: an extension, a login,
-        a department or an outside number, as ``POST /calls/transfer`` takes them."""
-        from vpbx.engine.core import CallError
+        """The employee's phone transferred the call (REFER): blind to the Refer-To user, or attended when it
+        carries ``Replaces`` (``transfers``)."""
+        from vpbx.telephony.sip import transfers
 
-        assert self.signals is not None
-        self.forks.pop((fork.callid, fork.party), None)
-        try:
-            target = str(refer_to.getUrl().username or "")
-        except Exception:
-            target = ""
-        transfer = getattr(self.signals, "transfer", None)
-        try:
-            if not target or transfer is None:
-                raise CallError(400, "no transfer target")
-            await transfer(fork.domain_id, fork.callid, fork.party, target, "blind")
-            log.info("SIP blind transfer", extra={"callid": fork.callid, "by": fork.party})
-        except CallError as exc:  # the phone has hung up its leg anyway
-            log.info("SIP transfer refused", extra={"callid": fork.callid, "reason": exc.message})
-            try:
-                await self.signals.hung_up(fork.callid, fork.party)
-            except CallError:
-                pass
+        await transfers.refer_from_fork(self, fork, refer_to)
 
     async def _rejected(self, callid: str, party: str, reason: str | None) -> None:
         from vpbx.engine.core import CallError

@@ -34,6 +34,9 @@ class Binding:
     port: int
     expires: datetime
     call_id: str
+    # udp, tcp or tls: the REGISTER's transport. Over TCP/TLS, host:port is the connection's far end: INVITEs
+    # to it take that connection (the stack's stream transport), or one opened to the Contact once it closed.
+    transport: str = "udp"
 
 
 class Location:
@@ -105,7 +108,8 @@ class Registrar:
 
     async def handle(self, req: Any, t: Any) -> None:
         """One REGISTER (runs on the asyncio loop; the transaction waits open for the answer)."""
-        host, port = req.getSource()
+        (host, port), transport = req.getSource(ver=2)
+        transport = str(transport).lower()
         if self.guard.blocked(host):
             self.respond(t, req, 403, "Forbidden")
             return
@@ -141,7 +145,9 @@ class Registrar:
                     continue
                 self.location.bind(account.domain_id, account.login, Binding(
                     contact=uri, user=str(url.username or account.login), host=host, port=int(port),
-                    expires=now + timedelta(seconds=seconds), call_id=call_id))
+                    expires=now + timedelta(seconds=seconds), call_id=call_id, transport=transport))
+                self.stack.remember_flow(transport, (host, int(port)),
+                                         (str(url.host), int(url.port or (5061 if transport == "tls" else 5060))))
         headers = []
         now = self.rt.clock.now()
         for b in self.location.contacts(account.domain_id, account.login):
@@ -150,5 +156,5 @@ class Registrar:
         after = bool(headers)
         if before != after:
             log.info("SIP phone %s", "online" if after else "offline",
-                     extra={"domain": account.domain, "login": account.login, "source": host})
+                     extra={"domain": account.domain, "login": account.login, "source": host, "transport": transport})
         self.respond(t, req, 200, "OK", headers)

@@ -101,6 +101,10 @@ class SipStack:
     def __init__(self, host: str, port: int, on_request: Callable[[Any, Any], Any]) -> None:
         self.host, self.port = host, port
         self._on_request = on_request
+        # TCP listens at host:port beside UDP; TLS at ``tls_address`` when a certificate is given (``install``).
+        self.tls_cert: str | None = None
+        self.tls_key: str | None = None
+        self.tls_address: tuple[str, int] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.config: dict[str, Any] = {}
         self._tm: Any = None
@@ -184,24 +188,62 @@ class SipStack:
         self.config = {"_sip_address": self.host, "_sip_port": self.port, "_sip_logger": _WireLog()}
 
         def make() -> Any:
-            from sippy.SipTransactionManager import SipTransactionManager
+            # Imported here, on the reactor thread: sippy's modules bind the reactor when first imported.
             from sippy.Udp_server import Udp_server, Udp_server_opts
+
+            from vpbx.telephony.sip import stream
 
             class Opts(Udp_server_opts):  # type: ignore[misc]
                 # One sender and one receiver thread: messages leave in the order sippy sends them (a 202 before
                 # the BYE that follows it, a 180 before the 200); several would reorder them.
                 nworkers = 1
 
-            class Manager(SipTransactionManager):  # type: ignore[misc]
+            class Manager(stream.TransactionManager):
                 model_udp_server = (Udp_server, Opts)
 
             tm = Manager(self.config, self._dispatch)
+            try:
+                self.config["_vpbx_streams"] = self._streams(stream, tm)
+            except BaseException:
+                tm.cp_timer.cancel()
+                tm.l4r.shutdown()
+                raise
             self.config["_sip_tm"] = tm
             return tm
 
         self._tm = await self.call(make)
         _active = self
         log.info("SIP listening", extra={"sip_host": self.host, "sip_port": self.port, "transport": "udp"})
+
+    def _streams(self, stream: Any, tm: Any) -> dict[str, Any]:
+        """TCP at the SIP address, TLS at ``tls_address`` (with a certificate): listening, or OSError."""
+        from sippy.Network_server import Network_server_opts
+
+        servers = {"tcp": stream.StreamServer(Network_server_opts((self.host, self.port), tm.handleIncoming), "tcp")}
+        if self.tls_cert and self.tls_key and self.tls_address is not None:
+            servers["tls"] = stream.StreamServer(
+                Network_server_opts(self.tls_address, tm.handleIncoming), "tls",
+                server_ssl=stream.server_context(self.tls_cert, self.tls_key), client_ssl=stream.client_context())
+        started: list[Any] = []
+        try:
+            for server in servers.values():
+                server.start()
+                started.append(server)
+        except BaseException:
+            for server in started:
+                server.shutdown()
+            raise
+        return servers
+
+    def remember_flow(self, transport: str, source: tuple[str, int], contact: tuple[str, int]) -> None:
+        """A phone registered over ``transport`` from ``source``. Over TCP/TLS, requests to it take that connection,
+        or a new one to its ``contact`` once it is gone (``stream.StreamServer.remember``); over UDP, a stream
+        flow remembered for that source before is forgotten (the phone moved to UDP)."""
+        for name, server in self.config.get("_vpbx_streams", {}).items():
+            if name == transport:
+                server.remember(source, contact)
+            else:
+                server.forget_route(source)
 
     def _dispatch(self, req: Any, t: Any) -> Any:
         try:
@@ -220,6 +262,8 @@ class SipStack:
                 # process-wide reactor (``tm.shutdown()`` would leave them crashing on its emptied state).
                 tm.cp_timer.cancel()
                 tm.l4r.shutdown()
+                for server in self.config.get("_vpbx_streams", {}).values():
+                    server.shutdown()
             try:
                 await asyncio.wait_for(self.call(close), 5)
             except Exception:  # pragma: no cover - shutting down anyway

@@ -1,0 +1,74 @@
+"""How the app holds its routes (issue 14, start): each operation built once per process, the app's own (no
+included routers walked per request), and the cabinet's built on the first request that reaches it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi.routing import APIRoute
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Route
+from starlette.testclient import TestClient
+
+from vpbx.api.deferred import DeferredRoutes
+from vpbx.app import create_app
+from vpbx.testing.server import ServerThread, Tenant
+
+
+def _operations(routes: list[BaseRoute]) -> dict[tuple[str, frozenset[str]], APIRoute]:
+    return {(r.path, frozenset(r.methods or ())): r for r in routes if isinstance(r, APIRoute)}
+
+
+def test_each_operation_is_built_once_and_is_the_apps_own(server: ServerThread) -> None:
+    ours = _operations(server.app.routes)
+    theirs = _operations(create_app(server.settings, runtime=server.runtime).routes)
+    v1 = [key for key in ours if key[0].startswith("/crmapi/v1/")]
+    assert len(v1) > 100
+    assert ours.keys() == theirs.keys()
+    declared = [key for key in ours if key[0].startswith(("/crmapi/v1/", "/sim/v1/", "/sys/"))]
+    assert all(ours[key] is theirs[key] for key in declared)  # the routers' own objects, not copies per app
+    assert not [r for r in server.app.routes if type(r).__name__ == "_IncludedRouter"]
+
+
+def test_owner_gate_guards_the_simulator_and_makecall(server: ServerThread) -> None:
+    from vpbx.cluster.forward import owner_gate
+
+    gated = {key[0] for key, route in _operations(server.app.routes).items()
+             if any(d.call is owner_gate for d in route.dependant.dependencies)}
+    assert "/crmapi/v1/makecall" in gated
+    assert any(path.startswith("/sim/v1/calls") for path in gated)
+
+
+def test_an_operation_answers_on_its_first_request(tenant: Tenant) -> None:
+    r = tenant.client.get("/crmapi/v1/users/admin")
+    assert r.status_code == 200
+    assert r.json()["login"] == "admin"
+    assert tenant.client.get("/console/signin").status_code == 200
+
+
+def _text(text: str) -> Callable[[Request], Awaitable[PlainTextResponse]]:
+    async def endpoint(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(text)
+
+    return endpoint
+
+
+def test_deferred_routes_are_built_by_the_first_request_under_their_prefix() -> None:
+    built: list[int] = []
+
+    def build() -> list[BaseRoute]:
+        built.append(1)
+        return [Route("/cab", _text("home")), Route("/cab/save", _text("saved"), methods=["POST"])]
+
+    app = Starlette(routes=[DeferredRoutes("/cab", build), Route("/cabinet", _text("not the cabinet"))])
+    with TestClient(app) as client:
+        assert client.get("/cabinet").text == "not the cabinet"
+        assert client.get("/elsewhere").status_code == 404
+        assert built == []
+        assert client.get("/cab").text == "home"
+        assert client.get("/cab/save").status_code == 405  # a partial match, as among the routes themselves
+        assert client.post("/cab/save").text == "saved"
+        assert client.get("/cab/none").status_code == 404
+    assert built == [1]
