@@ -21,8 +21,10 @@ Figures, for each side:
 * **setup time** p50/p99 (INVITE sent -> 200 OK received, sipp's response time, 1 ms resolution) at 100 calls/s
   and at the highest rate;
 * before the steps, 40 calls at 20 calls/s warm each side up (not counted);
-* **max concurrent calls held**: ``--concurrent`` calls placed at a fixed rate with a hold long enough for all of
-  them to be up together, for rising counts; the highest count with 0 failures (sipp's peak CurrentCall shown).
+* **max concurrent calls held**: ``--concurrent`` calls placed at the highest rate the side sustained (at most
+  ``--concurrent-rate``) with a hold long enough for all of them to be up together, for rising counts; the highest
+  count with 0 failures (sipp's peak CurrentCall shown).
+* ``--no-media-too``: vpbx a second time with ``--rtpengine off``, beside: what anchoring every call costs.
 
 Goals (issue 16): >= 100 calls/s with 0 failures, >= 1,000 concurrent calls, p99 setup < 100 ms.
 
@@ -250,8 +252,9 @@ def api(base: str, method: str, path: str, body: Any = None) -> Any:
 
 
 @contextlib.contextmanager
-def vpbx_side(tmp: Path, n: int) -> Iterator[Side]:
-    home = tmp / "vpbx"
+def vpbx_side(tmp: Path, n: int, media: bool = True) -> Iterator[Side]:
+    """vpbx with its media (every call anchored in the rtpengine it starts), or without (``--rtpengine off``)."""
+    home = tmp / ("vpbx" if media else "vpbx-no-media")
     home.mkdir()
     url = f"sqlite:///{home / 'vpbx.db'}"
     carrier_port = udp_port()
@@ -263,7 +266,8 @@ def vpbx_side(tmp: Path, n: int) -> Iterator[Side]:
     profile = os.environ.get("VPBX_BENCH_PROFILE")
     cmd = [sys.executable, "-m", "cProfile", "-o", profile, *VPBX[1:]] if profile else VPBX
     server = subprocess.Popen([*cmd, "serve", "--port", str(http), "--sip", f"127.0.0.1:{sip_port}", "--no-demo",
-                               "--db", url, "--home", str(home)], stdout=log, stderr=log)
+                               "--db", url, "--home", str(home), *(["--rtpengine", "off"] if not media else [])],
+                              stdout=log, stderr=log)
     base = f"http://127.0.0.1:{http}"
     try:
         wait_http(f"{base}/healthz", timeout=60)
@@ -281,7 +285,7 @@ def vpbx_side(tmp: Path, n: int) -> Iterator[Side]:
             "users": [{"login": login, "calls_enable": True} for login in logins]})
         api(base, "POST", f"/crmapi/v1/telnums/{NUMBER}", {"type": "group", "group": str(group["id"]),
                                                           "greeting": False})
-        yield Side("vpbx", sip_port, DOMAIN, logins, PASSWORD, carrier_port)
+        yield Side("vpbx" if media else "vpbx, no media", sip_port, DOMAIN, logins, PASSWORD, carrier_port)
     except BaseException:
         log.flush()
         console.print(f"[red]vpbx serve log:[/red]\n{(home / 'serve.log').read_text(errors='replace')[-3000:]}")
@@ -324,7 +328,9 @@ def measure(side: Side, args: argparse.Namespace, tmp: Path, progress: Progress)
     side.results.update(best=best, at100=at100, steps=steps)
     held: Load | None = None
     tries: list[Load] = []
-    rate_c = args.concurrent_rate
+    # The calls are placed at the rate the side sustained (at most --concurrent-rate): what is measured here is
+    # how many calls it holds, not again how fast it sets them up.
+    rate_c = min(args.concurrent_rate, best.rate) if best is not None else args.concurrent_rate
     for count in counts:
         hold = int((count / rate_c + 5) * 1000)  # every call still up when the last one is answered
         progress.update(task, description=f"{side.name}: {count} calls held")
@@ -347,7 +353,8 @@ def report(sides: list[Side], args: argparse.Namespace) -> None:
     print(f"\nsipp carrier -> number -> department of {args.phones} sipp phones (answer at once, hang up after "
           f"{args.hold} ms), UDP on loopback, {load()}")
     for side in sides:
-        print(f"\n{side.name}: each step ('held': all calls up together, placed at --concurrent-rate)")
+        print(f"\n{side.name}: each step ('held': all calls up together, placed at the rate it sustained, at most "
+              "--concurrent-rate)")
         print(f"{'step':>6}{'calls/s asked':>14}{'reached':>9}{'calls':>7}{'ok':>7}{'failed':>7}{'p50 ms':>8}"
               f"{'p99 ms':>8}{'peak':>6}")
         steps = [("rate", s) for s in side.results.get("steps", [])]
@@ -359,17 +366,17 @@ def report(sides: list[Side], args: argparse.Namespace) -> None:
     names = [s.name for s in sides]
 
     def row(label: str, values: list[float | None], spec: str, ratio: bool = True) -> None:
-        cells = "".join(f"{fmt(v, spec):>12}" for v in values)
-        r = ""
-        if ratio and len(values) == 2 and values[0] is not None and values[1]:
-            r = f"{values[0] / values[1]:8.2f}"
+        cells = "".join(f"{fmt(v, spec):>16}" for v in values)
+        r = ""  # vpbx (the first side) against Kamailio (the last)
+        if ratio and len(values) >= 2 and values[0] is not None and values[-1]:
+            r = f"{values[0] / values[-1]:8.2f}"
         print(f"{label:<34}{cells}{r}")
 
     def pick(side: Side, key: str, attr: str) -> float | None:
         got = side.results.get(key)
         return None if got is None else float(getattr(got, attr))
 
-    print(f"\n{'':<34}" + "".join(f"{n:>12}" for n in names) + ("   ratio" if len(sides) == 2 else ""))
+    print(f"\n{'':<34}" + "".join(f"{n:>16}" for n in names) + ("   ratio" if len(sides) >= 2 else ""))
     row("calls/s with 0 failed (asked)", [pick(s, "best", "rate") for s in sides], ".0f")
     row("  reached by sipp", [pick(s, "best", "reached") for s in sides], ".0f")
     row("setup p50 ms at that rate", [pick(s, "best", "p50") for s in sides], ".0f", ratio=False)
@@ -387,11 +394,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5, help="seconds of calls per rate step")
     ap.add_argument("--rates", default="50,100,200,400", help="calls/s steps, rising")
     ap.add_argument("--concurrent", default="500,1000", help="calls held together, rising")
-    ap.add_argument("--concurrent-rate", type=float, default=200.0, help="calls/s while filling up")
+    ap.add_argument("--concurrent-rate", type=float, default=200.0, help="calls/s while filling up, at most (else "
+                    "the highest rate the side sustained)")
     ap.add_argument("--phones", type=int, default=0, help="phones in the department; 0: as many as the calls up "
                     "at once need (an employee takes one call at a time)")
     ap.add_argument("--hold", type=int, default=1000, help="ms a phone talks before hanging up")
     ap.add_argument("--side", choices=["both", "vpbx", "kamailio"], default="both")
+    ap.add_argument("--no-media-too", action="store_true", help="also vpbx with --rtpengine off: what anchoring "
+                    "every call in rtpengine costs")
     ap.add_argument("--trace", action="store_true", help="sipp logs every message (slow: for debugging)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (sipp's logs, vpbx's serve.log)")
     args = ap.parse_args()
@@ -421,6 +431,10 @@ def main() -> None:
                 with vpbx_side(tmp, args.phones) as side:
                     measure(side, args, tmp, progress)
                     sides.append(side)
+                if args.no_media_too:
+                    with vpbx_side(tmp, args.phones, media=False) as side:
+                        measure(side, args, tmp, progress)
+                        sides.append(side)
             else:
                 print("vpbx: NOT measured: this vpbx serve has no --sip option yet (Kamailio only)")
         if args.side in ("both", "kamailio"):

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
@@ -27,7 +26,7 @@ from vpbx.api.errors import ERROR_RESPONSES, ApiError
 from vpbx.engine import records
 from vpbx.runtime import Runtime
 from vpbx.services import audio
-from vpbx.store.tables import CallRecord, InnerCallRecord
+from vpbx.store.repositories import calls as calls_repo
 from vpbx.telephony.media.objectstore import ObjectStoreError
 from vpbx.telephony.media.recordings import RecordingStore, Stored
 
@@ -62,12 +61,7 @@ async def get_record(token: str, request: Request, key: str | None = Depends(api
     elif parsed.expired(runtime.clock.now()):
         raise ApiError(403, "The link has expired: ask with the domain's X-API-KEY")
     async with runtime.sessions() as session:
-        duration = None
-        for table in (CallRecord, InnerCallRecord):
-            duration = await session.scalar(select(table.duration).where(
-                table.domain_id == parsed.domain_id, table.callid == parsed.callid, table.link != "").limit(1))
-            if duration is not None:
-                break
+        duration = await calls_repo.linked_duration(session, parsed.domain_id, parsed.callid)
     if duration is None:
         raise ApiError(404, "Not found")
     try:

@@ -314,8 +314,7 @@ class EngineBase:
         call = self.live.get(callid)
         if call is None:
             return False
-        async with self.rt.sessions() as session:
-            config = await settings_service.record_config(session, call.domain_id)
+        config = await self.config.record(call.domain_id)
         external = call.kind != "internal"
         talkers = call.talkers if external else [call.caller, *call.talkers]
         return config.records(external=external, logins=talkers)

@@ -26,6 +26,7 @@ from vpbx.domain import blacklist as blacklist_rules
 from vpbx.domain.callerid import CallerIdConfig
 from vpbx.runtime import Runtime
 from vpbx.services import blacklist, callerids, numbers, ratings, restrictions
+from vpbx.services import settings as settings_service
 from vpbx.store.changes import CONFIG
 from vpbx.store.changes import ENGINE_WRITES as ENGINE_WRITES  # session.info flag: the engine's batches keep caches
 from vpbx.store.repositories import directory as repo
@@ -149,6 +150,12 @@ class ConfigCache:
         groups: list[str] = await self._cached(("groups", domain_id, login),
                                                lambda s: callerids.groups_of(s, domain_id, login))
         return callerids.pick(await self.caller_ids(domain_id), client, login=login, groups=groups)
+
+    async def record(self, domain_id: int) -> settings_service.RecordConfig:
+        """002 §12.5: which calls are recorded (a port with media asks when a talk starts)."""
+        found: settings_service.RecordConfig = await self._cached(
+            ("record", domain_id), lambda s: settings_service.record_config(s, domain_id))
+        return found
 
     async def rating(self, domain_id: int) -> tuple[frozenset[str], frozenset[str]]:
         """The numbers and the departments that ask callers for a score (``services.ratings``)."""

@@ -27,6 +27,10 @@ class Telephony(Protocol):
         """Whether the employee has a device registered (002 §6.1 ``status`` online)."""
         ...
 
+    def registered_of(self, domain_id: int, logins: list[str]) -> set[str]:
+        """Which of ``logins`` are registered: ``is_registered`` for a department's whole roster at once."""
+        ...
+
     def set_registered(self, domain_id: int, login: str, registered: bool) -> None: ...
 
     def trunk_status(self, domain_id: int, telnum: str) -> str:

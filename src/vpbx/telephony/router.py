@@ -44,6 +44,9 @@ class Router(SimTelephony):
     def is_registered(self, domain_id: int, login: str) -> bool:
         return self.sip.is_registered(domain_id, login) or super().is_registered(domain_id, login)
 
+    def registered_of(self, domain_id: int, logins: list[str]) -> set[str]:
+        return self.sip.location.registered_of(domain_id, logins) | super().registered_of(domain_id, logins)
+
     def _sip_takes(self, domain_id: int, callid: str, party: str) -> bool:
         if party.startswith("ext:"):
             return self.sip.can_dial_out(callid)

@@ -57,6 +57,10 @@ class SimTelephony:
     def is_registered(self, domain_id: int, login: str) -> bool:
         return (domain_id, login) in self._registered
 
+    def registered_of(self, domain_id: int, logins: list[str]) -> set[str]:
+        """Which of ``logins`` have a device registered (one question for a department's whole roster)."""
+        return {login for login in logins if (domain_id, login) in self._registered}
+
     def set_registered(self, domain_id: int, login: str, registered: bool) -> None:
         if registered:
             self._registered.add((domain_id, login))

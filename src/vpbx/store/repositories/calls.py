@@ -134,6 +134,17 @@ def inner_query(domain_id: int, f: InnerFilter, columns: Sequence[Any] = INNER_C
     return stmt
 
 
+async def linked_duration(session: AsyncSession, domain_id: int, callid: str) -> float | None:
+    """The talk time of a call whose history row carries a recording link (external or internal); None when
+    there is no such row (the records route's 404)."""
+    for table in (CallRecord, InnerCallRecord):
+        duration = await session.scalar(select(table.duration).where(
+            table.domain_id == domain_id, table.callid == callid, table.link != "").limit(1))
+        if duration is not None:
+            return float(duration)
+    return None
+
+
 async def mark_missed(session: AsyncSession, domain_id: int, client: str, status: int) -> None:
     """Settle the client's not-called-back missed calls (missedStatus 3, or 4 for 2)."""
     pending = (3, 4) if status in (1, 2) else (3,)

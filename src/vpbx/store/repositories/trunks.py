@@ -54,9 +54,11 @@ async def uri_taken(session: AsyncSession, uri: str) -> bool:
     return (await session.scalar(select(SipUriTransfer.id).where(SipUriTransfer.uri == uri))) is not None
 
 
-async def sipuri_by_uri(session: AsyncSession, uri: str) -> SipUriTransfer | None:
-    """The transfer a SIP address belongs to, on any domain (incoming SIP routing)."""
-    return await session.scalar(select(SipUriTransfer).where(SipUriTransfer.uri == uri))
+async def sipuri_by_user(session: AsyncSession, user: str) -> SipUriTransfer | None:
+    """The §16 address whose user part is ``user``, on any domain (an INVITE to it: incoming SIP routing; the
+    user part alone is unguessable, whatever host the other operator puts after it)."""
+    return await session.scalar(select(SipUriTransfer).where(
+        SipUriTransfer.uri.startswith(f"{user}@", autoescape=True)).limit(1))
 
 
 # --- branches (§17) ------------------------------------------------------------------------

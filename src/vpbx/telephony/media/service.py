@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vpbx.telephony.media.recordings import Outcome, RecordingStore
+from vpbx.telephony.media.recordings import Outcome, RecordingStore, find_metadata
 from vpbx.telephony.media.rtpengine import MediaError, NgClient
 
 log = logging.getLogger("vpbx.media")
@@ -139,9 +139,11 @@ class Media:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         recording_dir, store = self.recording_dir, self.store
-        while not any((recording_dir / "metadata").glob(f"rtpengine-meta-{callid}-*.txt")):
+        pause = 0.02
+        while not find_metadata(recording_dir, callid):
             if loop.time() > deadline:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)  # usually there at the first look; a slow disk is not polled hard
         return await asyncio.to_thread(functools.partial(store.save_from_rtpengine, domain_id, name or callid,
                                                          recording_dir, callid, span=span))

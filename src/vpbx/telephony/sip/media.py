@@ -350,6 +350,10 @@ class SipMedia:
         except Exception:  # the call is over either way; the link answers what the store has
             log.exception("media finish failed", extra={"callid": call.callid})
 
+    async def note_failure(self, domain_id: int, callid: str, why: str) -> None:
+        """The link of ``callid`` answers ``Recording failed: <why>``."""
+        await asyncio.to_thread(self.rt.store.record_failure, domain_id, callid, why)
+
     async def release(self, a: ALeg) -> None:
         """The INVITE was refused after it was anchored: rtpengine lets the call go, nothing is stored."""
         m = a.media

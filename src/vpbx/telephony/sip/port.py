@@ -412,11 +412,12 @@ class SipTelephony:
             return
         if a.click_to_call:  # nobody to answer: the client's leg is a fork too; its talk may be recorded
             a.answered = True
-            if party.startswith("ext:") and self.media is not None:
-                self.spawn(self.media.talking(a, callid))
+            if party.startswith("ext:"):
+                self.spawn(self.media.talking(a, callid) if self.media is not None and a.media is not None
+                           else self._unrecorded(a.domain_id, callid))
             return
-        if self.media is not None and a.media is not None:
-            self.spawn(self.media.talking(a, callid))
+        self.spawn(self.media.talking(a, callid) if self.media is not None and a.media is not None
+                   else self._unrecorded(a.domain_id, callid))
         if talking.sdp_for_a is not None:  # anchored: rtpengine already points the caller's audio at the party
             if not a.answered:
                 a.answered = True
@@ -430,6 +431,18 @@ class SipTelephony:
             self.stack.run(self._a_event, a, "update", body)
 
     # --- media (``sip.media``) ------------------------------------------------------------------------
+
+    async def _unrecorded(self, domain_id: int, callid: str) -> None:
+        """No media for this call (``--rtpengine off``, or an INVITE without SDP): a talk 12.5 records has no
+        recording, and its link says so (rather than serve the simulator's generated audio)."""
+        import asyncio
+
+        from vpbx.engine import engine_of
+        from vpbx.telephony.media.recordings import RecordingStore
+
+        if await engine_of(self.rt).records_now(callid):
+            store = RecordingStore.for_settings(self.rt.settings)
+            await asyncio.to_thread(store.record_failure, domain_id, callid, "no media for this call")
 
     def connected_to_simulator(self, callid: str) -> None:
         """A simulated device answered the SIP caller (the two coexist in a domain): the caller is answered --
@@ -493,6 +506,9 @@ class SipTelephony:
         if call.continued_as:
             a.callid = call.continued_as
             self.a_legs[call.continued_as] = a
+            if self.media is not None and a.media is not None and a.media.recording:
+                why = f"recorded with the call it was transferred to ({call.continued_as})"
+                self.spawn(self.media.note_failure(call.domain_id, call.callid, why))
             return
         if self.media is not None and a.media is not None:
             self.spawn(self.media.finish(a, call))

@@ -59,7 +59,21 @@ class Location:
         return list(found.values())
 
     def is_registered(self, domain_id: int, login: str) -> bool:
-        return bool(self.contacts(domain_id, login))
+        # Asked for every member of a department on every call: no list, no pruning (contacts() prunes).
+        found = self._bindings.get((domain_id, login))
+        if not found:
+            return False
+        now = self.clock.now()
+        return any(b.expires > now for b in found.values())
+
+    def registered_of(self, domain_id: int, logins: list[str]) -> set[str]:
+        now = self.clock.now()
+        out: set[str] = set()
+        for login in logins:
+            found = self._bindings.get((domain_id, login))
+            if found and any(b.expires > now for b in found.values()):
+                out.add(login)
+        return out
 
     def bind(self, domain_id: int, login: str, binding: Binding) -> None:
         self._bindings.setdefault((domain_id, login), {})[binding.contact] = binding

@@ -25,14 +25,10 @@ async def forwarded(runtime: Runtime, user: str) -> tuple[int, str] | None:
     active §16 address."""
     if not _USER.match(user):
         return None
-    from sqlalchemy import select
+    from vpbx.store.repositories import trunks
 
-    from vpbx.store.tables.trunks import SipUriTransfer
-
-    stmt = select(SipUriTransfer.domain_id, SipUriTransfer.telnum, SipUriTransfer.active).where(
-        SipUriTransfer.uri.startswith(f"{user}@", autoescape=True))
     async with runtime.sessions() as session:
-        row = (await session.execute(stmt)).first()
+        row = await trunks.sipuri_by_user(session, user)
     if row is None or not row.active:
         return None
     return int(row.domain_id), str(row.telnum)
