@@ -243,6 +243,10 @@ def announce(settings: Settings, url: str) -> None:
         console.print(f"  SIP on {settings.sip} ({over}): register a softphone as admin@{sip_domain} "
                       f"(or its extension) with the admin's password, registrar/proxy {settings.sip}; "
                       f"realm {sip_domain}")
+        if creds:
+            console.print("  then dial 78121234567: the greeting and the menu (1 sales, 2 support, 0 admin), "
+                          "answered by the demo's simulated phones; a second softphone (PUT /crmapi/v1/users/"
+                          "{login} {\"password\": ...}) rings in their place once registered")
 
 
 @db_app.command("upgrade")

@@ -399,3 +399,31 @@ async def test_the_numbers_own_uploaded_greeting_is_what_the_caller_hears(
     await until(lambda: len(a.received) > 100, what="two seconds of the greeting heard")
     assert abs(peaks(a.audio())[0] - 660) < 15  # the uploaded MP3's tone, not the default speech
     assert await asyncio.to_thread(caller.wait, 60) == 0, caller.output()
+
+
+async def test_an_employee_calling_its_companys_number_is_not_rung_for_its_own_call(
+        sip_server: SipServer, sip_tenant: Tenant, crm: CrmReceiver, sipp: list[Sipp], phones: list[Phone],
+        tmp_ports: Path) -> None:
+    a, b = await Phone.open(1111), await Phone.open(2222)
+    phones += [a, b]
+    r = sip_tenant.client.post("/crmapi/v1/groups", json={
+        "name": "Both", "call_order": "ALL", "users": [{"login": "manager", "calls_enable": True},
+                                                      {"login": "admin", "calls_enable": True}]})
+    assert r.status_code == 200, r.text
+    number = routed_number(sip_server, sip_tenant, TelnumRouteIn(type="group", group=str(r.json()["id"]),
+                                                                 greeting=False))
+    uas = await answering_phone(sip_server, sip_tenant, "admin", sipp, b, tmp_ports / "b", talk=1000)
+    set_password(sip_tenant, "manager")
+    reg = register(sip_server, sip_tenant, "manager")  # manager's phone is registered too, at another port
+    assert await asyncio.to_thread(reg.wait) == 0, reg.output()
+    caller = Sipp(sip_server, "phone_call_media.xml", user="manager", password=PASSWORD, timeout=60, keys={
+        "user": "manager", "domain": sip_tenant.name, "service": number, "aport": str(a.port),
+        "portfile": str(tmp_ports / "a")})
+    sipp.append(caller)
+    WATCHED.append(caller)
+    assert await asyncio.to_thread(uas.wait, 60) == 0, uas.output()
+    assert await asyncio.to_thread(caller.wait, 60) == 0, caller.output()
+    pushed = await crm.wait_for_async("history")
+    assert pushed.user == "admin" and str(pushed.status).lower().endswith("success"), pushed
+    rung = [str(n.user) for n in crm.notices("event") if str(n.type).upper() == "INCOMING"]
+    assert "manager" not in rung, rung  # the caller's own phone was never rung for its call

@@ -270,6 +270,8 @@ class CallEngine(IncomingFlow, InternalFlow, OutgoingFlow, TransferFlow, Callbac
                 self.busy.discard((call.domain_id, leg.person))
         if call.caller != held:
             self.busy.discard((call.domain_id, call.caller))
+        if call.from_employee:
+            self.busy.discard((call.domain_id, call.from_employee))
         if call.kind == "outgoing" and call.dialled and agent_here:  # the employee's card closes
             notices.append(self._out_event(call, EventType.COMPLETED if call.answered_at else EventType.CANCELLED))
         call.state, call.status, call.ended_at = "ended", status.value, now

@@ -71,6 +71,7 @@ class Call:
     talkers: list[str] = field(default_factory=list)  # employees who talked on the call, in order
     link: str = ""
     voicemail_at: datetime | None = None  # the caller reached voicemail: the message is the call's recording
+    from_employee: str = ""  # an employee's phone called one of the company's numbers (busy while it lasts)
     # Outgoing calls: ``agent`` rings first (makecall), ``client`` is the outside number dialled after.
     phase: str = ""  # agent | client | talking
     agent: Leg | None = None  # the employee placing the call (the one who picked up, for a department)

@@ -33,7 +33,9 @@ MAX_HOPS = 5
 class IncomingFlow(Ringing):
     """Incoming external calls."""
 
-    async def incoming(self, domain: Domain, caller: str, dialed: str) -> Call:
+    async def incoming(self, domain: Domain, caller: str, dialed: str, *, from_employee: str = "") -> Call:
+        """``from_employee``: the login of an employee calling one of the company's own numbers from a phone: the
+        call is routed as one from outside, and that employee is busy on it (never rung for their own call)."""
         now = self.now()
         anonymous = is_anonymous(caller)
         if not anonymous:
@@ -59,6 +61,9 @@ class IncomingFlow(Ringing):
             self._keep(call)
             return call
         call.diversion, call.telnum_name = route.telnum, route.name
+        if from_employee:
+            call.from_employee = from_employee
+            self.busy.add((domain.id, from_employee))
         self._go_live(call)
         answer = await notifier.lookup_contact(self.rt, domain.id, ContactQuery(
             phone=call.caller, callid=call.callid, diversion=call.diversion))

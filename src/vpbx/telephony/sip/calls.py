@@ -236,7 +236,7 @@ class Inbound:
                 # menu, departments), from the caller ID the engine shows outside -- no trip through a carrier.
                 a.party = "client"
                 clid = await engine.config.caller_id(domain.id, number, account.login)
-                call = await engine.incoming(domain, clid or "anonymous", number)
+                call = await engine.incoming(domain, clid or "anonymous", number, from_employee=account.login)
                 self._bound(a, call)
                 return
             await self.port.refresh_carriers(force=False)  # the operator may have changed them (vpbx carrier ...)
