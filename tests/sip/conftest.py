@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +91,10 @@ class Sipp:
     """One sipp process (``-m 1``) against the server's SIP port."""
 
     def __init__(self, sip: SipServer, scenario: str, *, port: int | None = None, keys: dict[str, str] | None = None,
-                 user: str = "", password: str = "", timeout: int = 30, uas: bool = False) -> None:
+                 user: str = "", password: str = "", timeout: int = 30, uas: bool = False,
+                 target: int | None = None, extra: Sequence[str] = ()) -> None:
+        """``target``: another port of the server's than its SIP port (a TLS wrapper's); ``extra``: more of sipp's
+        options (``-t t1`` for TCP, ``-cid_str`` for a Call-ID chosen beforehand)."""
         self.port = port or free_udp_port()
         # sipp reads -key values in message text only, not in attributes: the scenario gets them written in.
         text = (SCENARIOS / scenario).read_text()
@@ -104,10 +107,11 @@ class Sipp:
                "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-recv_timeout", str(timeout * 1000)]
         if user:
             cmd += ["-au", user, "-ap", password]
+        cmd += extra
         if os.environ.get("VPBX_SIPP_TRACE"):  # debugging: sipp's message logs next to the scenario copy
             cmd += ["-trace_msg", "-message_file", self._file.name + ".msg"]
         if not uas:  # a UAS (a phone waiting for calls) only listens
-            cmd.append(f"127.0.0.1:{sip.sip_port}")
+            cmd.append(f"127.0.0.1:{target or sip.sip_port}")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def wait(self, timeout: float = 40) -> int:

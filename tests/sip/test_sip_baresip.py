@@ -35,11 +35,11 @@ def baresip_port() -> int:
     raise AssertionError("no free port for baresip")
 
 
-@pytest.fixture
-def baresip(sip_server: SipServer, sip_tenant: Tenant, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """admin's softphone: registers to the server's SIP port and answers every call by itself."""
-    set_password(sip_tenant, "admin")
-    (tmp_path / "config").write_text("\n".join([
+def start_baresip(folder: Path, tenant: Tenant, server_port: int, transport: str = "udp") -> subprocess.Popen[bytes]:
+    """admin's softphone (its password set) in ``folder``: registers to ``server_port`` over ``transport`` and
+    answers every call by itself."""
+    set_password(tenant, "admin")
+    (folder / "config").write_text("\n".join([
         "poll_method epoll",
         f"sip_listen 127.0.0.1:{baresip_port()}",
         f"module_path {MODULES}",
@@ -48,12 +48,18 @@ def baresip(sip_server: SipServer, sip_tenant: Tenant, tmp_path: Path) -> Iterat
         "audio_source aubridge,vpbx", "audio_player aubridge,vpbx", "audio_alert aubridge,alert",
         "rtp_ports 40000-40100", "",
     ]))
-    (tmp_path / "accounts").write_text(
-        f"<sip:admin@{sip_tenant.name};transport=udp>;auth_pass={PASSWORD};"
-        f"outbound=\"sip:127.0.0.1:{sip_server.sip_port};transport=udp\";regint=300;answermode=auto\n")
-    (tmp_path / "contacts").write_text("")
-    proc = subprocess.Popen(["baresip", "-f", str(tmp_path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    (folder / "accounts").write_text(
+        f"<sip:admin@{tenant.name};transport={transport}>;auth_pass={PASSWORD};"
+        f"outbound=\"sip:127.0.0.1:{server_port};transport={transport}\";regint=300;answermode=auto\n")
+    (folder / "contacts").write_text("")
+    return subprocess.Popen(["baresip", "-f", str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def baresip(sip_server: SipServer, sip_tenant: Tenant, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """admin's softphone: registers to the server's SIP port and answers every call by itself."""
+    proc = start_baresip(tmp_path, sip_tenant, sip_server.sip_port)
     yield proc
     proc.terminate()
     try:

@@ -110,6 +110,20 @@ def assert_both_tones(samples: Any) -> None:
     assert any(abs(f - 440) < 15 for f in found) and any(abs(f - 880) < 15 for f in found), found
 
 
+async def answered(crm: CrmReceiver, what: str) -> None:
+    """The CRM was told the call was answered (ACCEPTED)."""
+    await until(lambda: any(str(n.type).upper() == "ACCEPTED" for n in crm.notices("event")), what=what)
+
+
+def media_of(sip: SipServer) -> Any:
+    """The server's SIP media (``sip.media.SipMedia``): its rtpengine, its prompts."""
+    from vpbx.telephony.sip import sip_of
+
+    port = sip_of(sip.server.runtime)
+    assert port is not None and port.media is not None
+    return port.media
+
+
 def record_on(t: Tenant) -> None:
     r = t.client.put("/crmapi/v1/record", json={"external": True})
     assert r.status_code == 204, r.text
@@ -130,8 +144,7 @@ async def test_greeting_heard_then_tones_cross_and_the_call_is_recorded(
     # The greeting ends (the engine's 5 s), the phone rings and answers: the tones cross through rtpengine.
     to_b = await until(lambda: port_in(tmp_ports / "b"), what="the phone offered rtpengine's side")
     assert to_b != to_a
-    await until(lambda: crm.notices("event") and any(str(n.type).upper() == "ACCEPTED" for n in crm.notices("event")),
-                what="the employee answered")
+    await answered(crm, "the employee answered")
     heard = a.audio()[:3 * 8000]  # the greeting's first seconds (ringback follows it)
     await tones_cross(a, to_a, b, to_b)
     assert len(heard) == 3 * 8000  # the caller heard seconds of speech before anyone answered
@@ -149,11 +162,7 @@ async def test_greeting_heard_then_tones_cross_and_the_call_is_recorded(
 
 
 def greeting_file(sip: SipServer) -> np.ndarray[Any, Any]:
-    from vpbx.telephony.sip import sip_of
-
-    port = sip_of(sip.server.runtime)
-    assert port is not None and port.media is not None
-    with wave.open(str(port.media.rt.prompts.path("greeting"))) as w:
+    with wave.open(str(media_of(sip).rt.prompts.path("greeting"))) as w:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
 
@@ -273,19 +282,16 @@ async def test_voicemail_records_the_callers_message(
 async def test_rtpengine_killed_mid_call_the_call_goes_on_and_the_link_says_recording_failed(
         sip_server: SipServer, sip_tenant: Tenant, crm: CrmReceiver, carrier_port: int, sipp: list[Sipp],
         phones: list[Phone], tmp_ports: Path) -> None:
-    from vpbx.telephony.sip import sip_of
-
     a, b = await Phone.open(1111), await Phone.open(2222)
     phones += [a, b]
     record_on(sip_tenant)
     number = routed_number(sip_server, sip_tenant, TelnumRouteIn(type="user", user="admin", greeting=False))
     uas = await answering_phone(sip_server, sip_tenant, "admin", sipp, b, tmp_ports / "b", talk=3000)
     caller = carrier_calls(sip_server, number, carrier_port, a, tmp_ports / "a", sipp)
-    await until(lambda: any(str(n.type).upper() == "ACCEPTED" for n in crm.notices("event")),
-                what="the employee answered")
-    sip = sip_of(sip_server.server.runtime)
-    assert sip is not None and sip.media is not None and sip.media.rt.supervisor is not None
-    process = sip.media.rt.supervisor.process
+    await answered(crm, "the employee answered")
+    supervisor = media_of(sip_server).rt.supervisor
+    assert supervisor is not None
+    process = supervisor.process
     assert process is not None
     process.kill()  # the supervisor starts a new one; this call's media is gone with the old
     assert await asyncio.to_thread(uas.wait, 60) == 0, uas.output()  # the call ends as it would have
@@ -313,8 +319,7 @@ async def test_click_to_call_rings_the_phone_then_the_client_and_they_hear_each_
     assert r.status_code == 200, r.text
     to_agent = await until(lambda: port_in(tmp_ports / "agent"), what="the employee's phone rung")
     to_client = await until(lambda: port_in(tmp_ports / "client"), what="the client rung through the carrier")
-    await until(lambda: any(str(n.type).upper() == "ACCEPTED" for n in crm.notices("event")),
-                what="the client answered")
+    await answered(crm, "the client answered")
     await tones_cross(agent, to_agent, client, to_client)
     assert await asyncio.to_thread(phone.wait, 60) == 0, phone.output()  # the employee hangs up
     assert await asyncio.to_thread(far.wait, 60) == 0, far.output()  # and the client hears the BYE
@@ -344,8 +349,7 @@ async def test_a_softphone_dialling_its_companys_number_hears_the_menu_and_reach
     await until(lambda: rms(a.audio()) > 300, what="the menu heard")
     await telephone_event(a, to_a, "2", seq=100, timestamp=100 * 160)
     to_b = await until(lambda: port_in(tmp_ports / "b"), what="button 2's employee rung")
-    await until(lambda: any(str(n.type).upper() == "ACCEPTED" for n in crm.notices("event")),
-                what="the employee answered")
+    await answered(crm, "the employee answered")
     await tones_cross(a, to_a, b, to_b)
     assert await asyncio.to_thread(uas.wait, 60) == 0, uas.output()
     assert await asyncio.to_thread(caller.wait, 60) == 0, caller.output()

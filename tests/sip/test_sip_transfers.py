@@ -5,13 +5,10 @@ refusals (reported in the REFER's NOTIFY). The CRM gets what it gets for the sim
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import uuid
 from typing import Any
 
-from tests.sip.conftest import SCENARIOS, Sipp, SipServer, free_udp_port
+from tests.sip.conftest import Sipp, SipServer, free_udp_port
 from tests.sip.test_sip_calls import (
     CLIENT,
     PASSWORD,
@@ -34,20 +31,8 @@ class SecondLine(Sipp):
 
     def __init__(self, sip: SipServer, scenario: str, callid: str, *, keys: dict[str, str], user: str,
                  password: str, timeout: int = 30) -> None:
-        self.port = free_udp_port()
-        text = (SCENARIOS / scenario).read_text()
-        for k, v in keys.items():
-            text = text.replace(f"[{k}]", v)
-        self._file = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
-        self._file.write(text)
-        self._file.close()
-        cmd = ["sipp", "-sf", self._file.name, "-m", "1", "-i", "127.0.0.1", "-p", str(self.port),
-               "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-recv_timeout", str(timeout * 1000),
-               "-cid_str", callid, "-au", user, "-ap", password]
-        if os.environ.get("VPBX_SIPP_TRACE"):
-            cmd += ["-trace_msg", "-message_file", self._file.name + ".msg"]
-        cmd.append(f"127.0.0.1:{sip.sip_port}")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        super().__init__(sip, scenario, keys=keys, user=user, password=password, timeout=timeout,
+                         extra=("-cid_str", callid))
 
 
 def ext_of(t: Tenant, login: str) -> str:

@@ -13,14 +13,13 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import store_url
-from tests.sip.conftest import SCENARIOS, Sipp, SipServer, free_udp_port, media_ports
+from tests.sip.conftest import Sipp, SipServer, free_udp_port, media_ports
 from tests.sip.test_sip_calls import (
     CLIENT,
     PASSWORD,
@@ -96,22 +95,8 @@ class StreamSipp(Sipp):
     def __init__(self, sip: SipServer, scenario: str, *, port: int | None = None, keys: dict[str, str] | None = None,
                  user: str = "", password: str = "", timeout: int = 30, uas: bool = False,
                  target: int | None = None) -> None:
-        self.port = port or free_stream_port()
-        text = (SCENARIOS / scenario).read_text()
-        for k, v in (keys or {}).items():
-            text = text.replace(f"[{k}]", v)
-        self._file = tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False)
-        self._file.write(text)
-        self._file.close()
-        cmd = ["sipp", "-sf", self._file.name, "-m", "1", "-t", "t1", "-i", "127.0.0.1", "-p", str(self.port),
-               "-timeout", f"{timeout}s", "-timeout_error", "-nostdin", "-recv_timeout", str(timeout * 1000)]
-        if user:
-            cmd += ["-au", user, "-ap", password]
-        if os.environ.get("VPBX_SIPP_TRACE"):
-            cmd += ["-trace_msg", "-message_file", self._file.name + ".msg"]
-        if not uas:
-            cmd.append(f"127.0.0.1:{target or sip.sip_port}")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        super().__init__(sip, scenario, port=port or free_stream_port(), keys=keys, user=user, password=password,
+                         timeout=timeout, uas=uas, target=target, extra=("-t", "t1"))
 
 
 def register_tcp(sip: SipServer, t: Tenant, login: str, *, port: int | None = None, expect: str = "200",
@@ -333,22 +318,9 @@ def test_baresip_over_a_stream_is_called_on_its_connection(sip_server: SipServer
     """baresip keeps the connection it registered on open; the carrier's call reaches it over that connection."""
     if shutil.which("baresip") is None:  # pragma: no cover - CI installs baresip
         pytest.skip("baresip is not installed")
-    from tests.sip.test_sip_baresip import MODULES, baresip_port
+    from tests.sip.test_sip_baresip import start_baresip
 
-    set_password(sip_tenant, "admin")
-    server_port = sip_server.sip_port + (1 if transport == "tls" else 0)
-    (tmp_path / "config").write_text("\n".join([
-        "poll_method epoll", f"sip_listen 127.0.0.1:{baresip_port()}", f"module_path {MODULES}",
-        "module g711.so", "module aubridge.so", "module menu.so", "module account.so",
-        "audio_source aubridge,vpbx", "audio_player aubridge,vpbx", "audio_alert aubridge,alert",
-        "rtp_ports 40000-40100", "",
-    ]))
-    (tmp_path / "accounts").write_text(
-        f"<sip:admin@{sip_tenant.name};transport={transport}>;auth_pass={PASSWORD};"
-        f"outbound=\"sip:127.0.0.1:{server_port};transport={transport}\";regint=300;answermode=auto\n")
-    (tmp_path / "contacts").write_text("")
-    proc = subprocess.Popen(["baresip", "-f", str(tmp_path)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = start_baresip(tmp_path, sip_tenant, sip_server.sip_port + (1 if transport == "tls" else 0), transport)
 
     def fail(what: str) -> AssertionError:
         proc.kill()

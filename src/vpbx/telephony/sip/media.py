@@ -259,9 +259,11 @@ class SipMedia:
         m = a.media
         if m is None or m.finished or a.ended:
             return
+        await self._start_recording(m)
+
+    async def _start_recording(self, m: LegMedia) -> None:
         result = await self.media.record(m.media_id)
-        m.recording = m.recording or result.ok
-        m.recorded_from = time.time()
+        m.recording, m.recorded_from = True, time.time()
         if not result.ok:
             m.failed = f"recording did not start: {result.error}"
 
@@ -319,10 +321,7 @@ class SipMedia:
         if not m.anchored:
             m.recording, m.failed = True, m.failed or "media unavailable"
             return
-        result = await self.media.record(m.media_id)
-        m.recording, m.recorded_from = True, time.time()
-        if not result.ok:
-            m.failed = f"recording did not start: {result.error}"
+        await self._start_recording(m)
 
     async def finish(self, a: ALeg, call: Call) -> None:
         """The engine's call is over: rtpengine lets it go; a recording is mixed into the store (under the call's

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from vpbx.clock import RealClock, VirtualClock
     from vpbx.engine.model import Call
     from vpbx.runtime import Runtime
+    from vpbx.telephony.media.recordings import RecordingStore
     from vpbx.telephony.ports import CallSignals
     from vpbx.telephony.sip.media import SipMedia
 
@@ -130,6 +131,7 @@ class SipTelephony:
         self.carriers = _Carriers()
         self._tasks: set[Any] = set()
         self.media: SipMedia | None = None
+        self._store: RecordingStore | None = None  # recordings' store when there is no media runtime
 
     # --- life ------------------------------------------------------------------------------------
 
@@ -272,22 +274,33 @@ class SipTelephony:
         a = self._a_of(callid)
         if a is None and not party.startswith("ext:") and self._is_click_to_call(callid):
             a = self._click_to_call(domain_id, callid)
-        if a is not None and a.click_to_call and a.media is None and self.media is not None:
-            self._ring_click_to_call(a, domain_id, party, caller, caller_name)
-            return
-        body = self._offer_for(a)
         forks = self.forks.setdefault((callid, party), [])
         if party.startswith("ext:"):
             fork = Fork(callid, party, domain_id)
             forks.append(fork)  # at once: the engine may stop the party before its route is known
+            body = self._offer_for(a)
             self.spawn(self._ring_out(fork, party[4:], self._caller_id(callid), caller, body, caller_name))
             return
-        for b in self.location.contacts(domain_id, party):
-            fork = Fork(callid, party, domain_id)
-            forks.append(fork)
-            self.stack.run(self._start_fork, fork, (b.host, b.port), b.user, caller, body.getCopy(), caller_name)
+        made = [(Fork(callid, party, domain_id), b) for b in self.location.contacts(domain_id, party)]
+        forks.extend(fork for fork, _ in made)  # at once, even when they start later: the engine may stop them
         if not forks:
             self._report_later(callid, party, None)
+            return
+
+        def start(body: Any) -> None:
+            for fork, b in made:
+                self.stack.run(self._start_fork, fork, (b.host, b.port), b.user, caller, body.getCopy(), caller_name)
+
+        media = self.media
+        if a is not None and a.click_to_call and a.media is None and media is not None:
+            async def anchored() -> None:  # the employee's phones are offered rtpengine's side once it is anchored
+                from sippy.MsgBody import MsgBody
+
+                await media.anchor_click_to_call(a)
+                start(MsgBody(a.media.offer_out) if a.media.anchored else self._no_media())
+            self.spawn(anchored())
+        else:
+            start(self._offer_for(a))
 
     def _is_click_to_call(self, callid: str) -> bool:
         call = getattr(self.signals, "live", {}).get(callid)
@@ -300,28 +313,6 @@ class SipTelephony:
                  click_to_call=True)
         self.a_legs[callid] = a
         return a
-
-    def _ring_click_to_call(self, a: ALeg, domain_id: int, party: str, caller: str, caller_name: str | None) -> None:
-        """The employee's phones, offered rtpengine's side once the call is anchored (the forks exist at once: the
-        engine may stop the party meanwhile)."""
-        forks = self.forks.setdefault((a.callid, party), [])
-        contacts = self.location.contacts(domain_id, party)
-        made = [(Fork(a.callid, party, domain_id), b) for b in contacts]
-        forks.extend(f for f, _ in made)
-        if not made:
-            self._report_later(a.callid, party, None)
-            return
-        media = self.media
-        assert media is not None
-
-        async def start() -> None:
-            from sippy.MsgBody import MsgBody
-
-            await media.anchor_click_to_call(a)
-            body = MsgBody(a.media.offer_out) if a.media.anchored else self._no_media()
-            for fork, b in made:
-                self.stack.run(self._start_fork, fork, (b.host, b.port), b.user, caller, body.getCopy(), caller_name)
-        self.spawn(start())
 
     async def _ring_out(self, fork: Fork, number: str, clid: str, caller: str, body: Any,
                         caller_name: str | None) -> None:
@@ -413,11 +404,9 @@ class SipTelephony:
         if a.click_to_call:  # nobody to answer: the client's leg is a fork too; its talk may be recorded
             a.answered = True
             if party.startswith("ext:"):
-                self.spawn(self.media.talking(a, callid) if self.media is not None and a.media is not None
-                           else self._unrecorded(a.domain_id, callid))
+                self._talk_started(a, callid)
             return
-        self.spawn(self.media.talking(a, callid) if self.media is not None and a.media is not None
-                   else self._unrecorded(a.domain_id, callid))
+        self._talk_started(a, callid)
         if talking.sdp_for_a is not None:  # anchored: rtpengine already points the caller's audio at the party
             if not a.answered:
                 a.answered = True
@@ -432,6 +421,13 @@ class SipTelephony:
 
     # --- media (``sip.media``) ------------------------------------------------------------------------
 
+    def _talk_started(self, a: ALeg, callid: str) -> None:
+        """Recorded when 12.5 says so (``sip.media``); without media, the link says there is no recording."""
+        if self.media is not None and a.media is not None:
+            self.spawn(self.media.talking(a, callid))
+        else:
+            self.spawn(self._unrecorded(a.domain_id, callid))
+
     async def _unrecorded(self, domain_id: int, callid: str) -> None:
         """No media for this call (``--rtpengine off``, or an INVITE without SDP): a talk 12.5 records has no
         recording, and its link says so (rather than serve the simulator's generated audio)."""
@@ -441,8 +437,9 @@ class SipTelephony:
         from vpbx.telephony.media.recordings import RecordingStore
 
         if await engine_of(self.rt).records_now(callid):
-            store = RecordingStore.for_settings(self.rt.settings)
-            await asyncio.to_thread(store.record_failure, domain_id, callid, "no media for this call")
+            if self._store is None:  # one store for the process (an object store's client is not cheap)
+                self._store = RecordingStore.for_settings(self.rt.settings)
+            await asyncio.to_thread(self._store.record_failure, domain_id, callid, "no media for this call")
 
     def connected_to_simulator(self, callid: str) -> None:
         """A simulated device answered the SIP caller (the two coexist in a domain): the caller is answered --
@@ -561,8 +558,7 @@ class SipTelephony:
 
     def relay_caller_update(self, a: ALeg, body: Any) -> bool:
         """The caller's re-INVITE (hold, resume): to the party it talks with; False when there is none."""
-        talking = next((f for forks in (v for k, v in self.forks.items() if k[0] == a.callid) for f in forks
-                        if f.state == "talking"), None)
+        talking = self.talking_fork(a)
         if talking is None or talking.ua is None:
             return False
         a.relay_from = talking
