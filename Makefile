@@ -45,14 +45,17 @@ test: lint system-deps
 bench: install-test system-deps
 	$(BIN)/python bench/api_reads.py
 	$(BIN)/python bench/history.py
-	if [ -f bench/writes.py ]; then $(BIN)/python bench/writes.py; fi
+	$(BIN)/python bench/writes.py
 	$(BIN)/python bench/media.py  # concurrent G.711 calls through rtpengine, recorded and not
 	$(BIN)/python bench/sip.py  # sipp calls through vpbx's SIP side and through Kamailio
 	$(BIN)/python bench/engine_server.py  # /sim/v1/traffic through the server, a loopback CRM, vs a bulk insert
 	$(BIN)/python bench/delivery.py -n 5000 && $(BIN)/python bench/delivery.py -n 20000
-	$(BIN)/python bench/delivery.py -n 5000 --db "$$($(BIN)/python -c 'from vpbx.testing.postgres import url_for_tests as u; print(u() or "")')"
+	pg="$$($(BIN)/python -c 'from vpbx.testing.postgres import url_for_tests as u; print(u() or "")')"; \
+	  $(BIN)/python bench/delivery.py -n 5000 --db "$$pg" && $(BIN)/python bench/delivery.py -n 20000 --db "$$pg"
 	$(BIN)/python bench/start.py  # vpbx serve to /healthz 200, idle RSS
-	$(BIN)/python bench/soak.py --minutes $(or $(SOAK_MINUTES),20)  # RSS under 600 calls/min, real clock
+	for backend in sqlite postgres; do \
+	  $(BIN)/python bench/soak.py --minutes $(or $(SOAK_MINUTES),25) --warm 300 --backend $$backend || exit 1; \
+	done  # RSS under 600 calls/min, real clock: 20 minutes after a 5-minute warm-up, on each backend
 
 # Schemathesis over every operation, 50,000 cases per backend (FUZZ_BACKEND=sqlite, postgres or both).
 FUZZ_BACKEND ?= sqlite

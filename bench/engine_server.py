@@ -13,7 +13,13 @@ The limit, in the same run: the same history rows (and, second figure, the same 
 copy of their tables (same indexes) in one transaction by the raw driver (sqlite3 / asyncpg ``executemany``,
 as an ORM-free writer would). Targets: >= 1,000 complete calls/s and >= 0.3x the bulk insert.
 
-    .venv/bin/python bench/engine_server.py [--calls 3000] [--step 600] [--backend sqlite|postgres|both]
+    .venv/bin/python bench/engine_server.py [--calls 3000] [--step 120] [--backend sqlite|postgres|both]
+                                            [--compare OLD/src [--rounds 3]]
+
+``--compare`` runs another copy of vpbx's ``src/`` (an earlier commit's, copied elsewhere) the same way, the two
+alternating ``--rounds`` times per backend, and sums up both side by side: on a shared machine only a same-run
+comparison says which is faster. The CPU a call depends on how many events were sent (an event older than its
+lifetime is never sent), so each run says how many it sent.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -170,13 +177,13 @@ def drained(raw: Raw, crm_base: str) -> tuple[bool, int, int]:
     return pending == 0 and took >= delivered, pending, delivered
 
 
-def run_backend(backend: str, calls: int, step: float, profile: str = "") -> None:
+def run_backend(backend: str, calls: int, step: float, profile: str = "", label: str = "") -> dict[str, float] | None:
     with tempfile.TemporaryDirectory(prefix=f"vpbx-bench-engine-{backend}-") as t, crm() as crm_base:
         tmp = Path(t)
         url = store_url(backend, tmp, "engine")
         if url is None:
             print(f"{backend}: skipped (no PostgreSQL: set VPBX_BENCH_PG_URL)")
-            return
+            return None
         home = tmp / "home"
         prepare(url, home, crm_base)
         os.environ.update(VPBX_CLOCK="virtual", VPBX_OPERATOR_KEY=OPERATOR, VPBX_ALLOW_PRIVATE_CRM="1",
@@ -237,6 +244,7 @@ def run_backend(backend: str, calls: int, step: float, profile: str = "") -> Non
         bulk_hist = raw.bulk(["call_history"])
         bulk_both = raw.bulk(["call_history", "notify_outbox"])
     rate = history / elapsed
+    backend += label
     print(f"{backend}: {placed} calls placed ({state['answered']} answered, {state['missed']} missed), "
           f"{history} history rows, {outbox} notifications ({failed} failed, {expired} events expired unsent), "
           f"CRM took {got}; {advances} advances")
@@ -252,18 +260,56 @@ def run_backend(backend: str, calls: int, step: float, profile: str = "") -> Non
         limit = history / seconds
         print(f"{backend}:   bulk insert of the {label:22s}: {seconds:6.3f} s = {limit:8.0f} calls/s; "
               f"ratio {rate / limit:5.3f}x ({'met' if rate / limit >= 0.3 else 'NOT met'}: >= 0.3x)")
+    return {"rate": rate, "cpu_ms": cpu * 1000 / history, "sent": sum(v for k, v in got.items() if k != "contact")}
+
+
+def compare(backend: str, calls: int, step: float, old: str, rounds: int) -> None:
+    """This tree and ``old`` alternately (PYTHONPATH for the server and the CLI), then both side by side."""
+    mine = os.environ.get("PYTHONPATH")
+    runs: dict[str, list[dict[str, float]]] = {"this tree": [], "compared": []}
+    try:
+        for _ in range(rounds):
+            for name, path in (("compared", old), ("this tree", mine)):
+                if path:
+                    os.environ["PYTHONPATH"] = path
+                else:
+                    os.environ.pop("PYTHONPATH", None)
+                figures = run_backend(backend, calls, step, label=f" [{name}]")
+                if figures is None:
+                    return
+                runs[name].append(figures)
+    finally:
+        if mine:
+            os.environ["PYTHONPATH"] = mine
+        else:
+            os.environ.pop("PYTHONPATH", None)
+    for name, each in runs.items():
+        rates = sorted(r["rate"] for r in each)
+        cpus = sorted(r["cpu_ms"] for r in each)
+        sent = sorted(int(r["sent"]) for r in each)
+        print(f"{backend} [{name}]: complete calls/s {', '.join(f'{r:.0f}' for r in rates)} "
+              f"(median {statistics.median(rates):.0f}); ms of CPU a call {', '.join(f'{c:.2f}' for c in cpus)} "
+              f"(median {statistics.median(cpus):.2f}); pushes sent {', '.join(map(str, sent))}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=3000)
-    ap.add_argument("--step", type=float, default=600.0, help="virtual seconds per clock advance")
+    ap.add_argument("--step", type=float, default=120.0, help=(
+        "virtual seconds per clock advance (120: under an event's 300 s lifetime, so every push is sent; with 600 "
+        "many events expire unsent while the clock jumps)"))
     ap.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
     ap.add_argument("--profile", default="", help="py-spy the server into PROFILE.<backend>.txt (collapsed)")
+    ap.add_argument("--compare", metavar="SRC", help="also run a copy of vpbx's src/ (e.g. an earlier commit's), "
+                                                     "alternating with this tree")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each tree per backend")
     args = ap.parse_args()
     print(f"# engine through the server (virtual clock, loopback CRM); {load()}")
     for backend in BACKENDS if args.backend == "both" else (args.backend,):
-        run_backend(backend, args.calls, args.step, args.profile)
+        if args.compare:
+            compare(backend, args.calls, args.step, args.compare, args.rounds)
+        else:
+            run_backend(backend, args.calls, args.step, args.profile)
 
 
 if __name__ == "__main__":

@@ -44,10 +44,23 @@ calls = logging.getLogger("vpbx.calls")
 deliveries = logging.getLogger("vpbx.deliveries")
 
 
-class JsonFormatter(logging.Formatter):
+class _SecondsCache(logging.Formatter):
+    """``formatTime`` once a second, not once a record (strftime was a fifth of an access line's cost)."""
+
+    _second = -1
+    _text = ""
+
+    def stamp(self, record: logging.LogRecord, fmt: str) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._text = second, self.formatTime(record, fmt)
+        return self._text
+
+
+class JsonFormatter(_SecondsCache):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "ts": self.stamp(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -58,10 +71,10 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-class KeyValueFormatter(logging.Formatter):
+class KeyValueFormatter(_SecondsCache):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STD)
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7} {record.name}: " \
+        line = f"{self.stamp(record, '%H:%M:%S')} {record.levelname.lower():7} {record.name}: " \
                f"{record.getMessage()}"
         if extra:
             line += " " + extra
@@ -74,6 +87,10 @@ def configure(level: str = "info", json: bool = False) -> None:
     """Send the ``vpbx`` loggers to stderr at ``level`` (one of ``LEVELS``), as text or JSON lines."""
     if level.lower() not in LEVELS:
         raise ValueError(f"log level: one of {', '.join(LEVELS)}")
+    # No caller lookup (a walk up the stack per record) and no thread or process names: no formatter here
+    # prints them, and an access line is written per request (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json else KeyValueFormatter())
     root = logging.getLogger("vpbx")

@@ -70,7 +70,10 @@ class ConfigCache:
         self._generation += 1
 
     def _fresh(self) -> None:
-        version = self.rt.reader.changes.version(CONFIG)  # any process's configuration commit (store.changes)
+        # Any process's configuration commit (store.changes), looked for once per task: a call's step reads
+        # the cache several times (route, blacklist, department...) and each look is a store read on SQLite. This
+        # process's own commits move the version at once; a task is one request, or one timer of the real clock.
+        version = self.rt.reader.changes.in_request(CONFIG)
         if version != self._seen:
             self.clear()
             self._seen = version

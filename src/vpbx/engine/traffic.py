@@ -189,8 +189,10 @@ class TrafficRun:
         self._schedule_next()  # first: a slow placement does not delay the next arrival
         self._sweep()
         self._roll_devices()
-        free = [u for u in self.config.users if (self.domain.id, u) not in self.engine.busy]
-        outgoing = self.config.outgoing_share > 0 and self._pick.random() < self.config.outgoing_share and bool(free)
+        share = self.config.outgoing_share
+        # Who is free matters only to a run with outgoing calls (built for every arrival, it was a hot loop).
+        free = [u for u in self.config.users if (self.domain.id, u) not in self.engine.busy] if share > 0 else []
+        outgoing = share > 0 and self._pick.random() < share and bool(free)
         client = self._clients[self._pick.randrange(len(self._clients))]
         if outgoing:
             who = free[self._pick.randrange(len(free))]

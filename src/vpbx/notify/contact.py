@@ -77,7 +77,8 @@ async def _target(runtime: Runtime, domain_id: int) -> _Target | None:
     an employee or number written does not empty it). Profiled through the server, the
     integration's read (a pool checkout and an ORM get per call) was the call path's largest store cost."""
     changes = getattr(getattr(runtime, "reader", None), "changes", None)
-    version = changes.version(ACCESS) if changes is not None else None
+    # Once per task: a call's step (one timer, one request) has looked at the store already for its config.
+    version = changes.in_request(ACCESS) if changes is not None else None
     book = cast(dict[int, tuple[int, _Target | None]], runtime.extras.setdefault("contact_targets", {}))
     seen = book.get(domain_id)
     if seen is not None and version is not None and seen[0] == version:

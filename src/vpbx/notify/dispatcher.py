@@ -48,7 +48,9 @@ log = logging.getLogger("vpbx.notify")
 
 OFF = "integration off"
 EXPIRED = "expired"  # an event past its lifetime: never sent
-DEPTH = 4  # claimed rows per domain, in multiples of its request concurrency
+DEPTH = 8  # claimed rows per domain, in multiples of its request concurrency
+LEASE_ROUNDS = 4  # request timeouts a claim outlasts (a crashed node's rows wait this long to be sent again)
+LAPSED = "lease lapsed"  # a claimed row whose lease would end before its request could: released, not sent
 COALESCE = 0.005  # seconds the flusher waits for more outcomes before a pass (at most per_domain of them)
 TARGET_TTL = 2.0  # seconds an integration's URL/secret/state is cached (another process may change it)
 
@@ -113,12 +115,16 @@ class Dispatcher:
         self.max_inflight = s.notify_max_inflight
         self.per_domain = s.notify_domain_concurrency
         # Rows of one domain claimed ahead of its free request slots keep its pipe full; a lease
-        # outlasts the deepest wait (DEPTH rounds of timeouts) so a live claim never expires.
+        # outlasts LEASE_ROUNDS rounds of timeouts. With a CRM that answers, the rows claimed ahead are sent long
+        # before that (a deeper claim keeps the requests busy while a pass runs: PostgreSQL's pass is tens of ms);
+        # with one that hangs, a row whose lease would end before its request could is released, not sent, so a
+        # lapsed claim another node may take is never posted twice.
         self.depth = self.per_domain * DEPTH
         # Outcomes a pass waits for (at most COALESCE s): a pass's claim walks the rows in flight whatever it
         # records, so fewer, larger passes (half a domain's claimed depth: its requests stay busy meanwhile).
         self.coalesce = max(self.per_domain, self.depth // 2)
-        self.lease = timedelta(seconds=max(s.notify_lease, s.notify_timeout * (DEPTH + 1) + 1))
+        self.lease = timedelta(seconds=max(s.notify_lease, s.notify_timeout * (LEASE_ROUNDS + 1) + 1))
+        self._post_time = timedelta(seconds=s.notify_timeout + 1)  # what a request may take, and a margin
         self.poll = s.notify_poll
         self.policy = retry.Policy.from_settings(s)
         self.rng = rng or random.Random()
@@ -231,11 +237,11 @@ class Dispatcher:
             limit = min(self.batch, room) if not self._stopping else 0
             async with self._db_lock:
                 work = await self._work(settled, now)
+                work.owner = self.owner  # releases name it too
                 if limit > 0:
                     mono = time.monotonic()
                     work.limit = limit
                     work.per_domain = self.depth
-                    work.owner = self.owner
                     work.lease_until = now + self.lease
                     work.busy = busy
                     work.load = load
@@ -371,6 +377,8 @@ class Dispatcher:
             url = row.url or (target.crm_url if target else "")
             if target is None or not target.enabled:
                 answer = Answer(None, b"", None, None, 0.0, OFF, refused=True)
+            elif self.clock.now() + self._post_time > row.leased_until:
+                answer = Answer(None, b"", None, None, 0.0, LAPSED, refused=True)
             elif row.command == "event" and self.clock.now() - row.created_at > self.policy.event_ttl:
                 answer = Answer(None, b"", None, None, 0.0,
                                 f"{EXPIRED}: older than {self.policy.event_ttl.total_seconds():g} s", refused=True)
@@ -412,8 +420,9 @@ class Dispatcher:
 
     def _settle(self, row: Claimed, url: str, answer: Answer) -> None:
         at = self.clock.now()
-        if answer.error == OFF:
-            # Switched off since the claim: the row waits (unleased) until the integration is back on.
+        if answer.error in (OFF, LAPSED):
+            # Switched off since the claim: the row waits (unleased) until the integration is back on. Or its
+            # lease is (nearly) over: released, and claimed again by the next pass.
             self._settled.append(Settled(row, url, at, answer, retry.Outcome.RETRY, "skipped", None))
             self._settled_ready.set()
             return

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.schemas.groups import GroupCreate, GroupUpdate, MembersChange, TimeoutIn
 from vpbx.services.errors import Invalid, NotFound
 from vpbx.services.users import CLAIM_ATTEMPTS, claim_ext, claimed, pick_free, search_text
+from vpbx.services.written import held
 from vpbx.store.repositories import directory as repo
 from vpbx.store.tables import Domain, Group, GroupMember, User
 
+# The members a write just set, by the department's row id, for its transaction: its answer is rendered from
+# them (the same rows a read would find, in list order) instead of reading them back.
+KNOWN_MEMBERS = "vpbx.groups.members"
 
-def member_out(m: GroupMember, u: User) -> dict[str, Any]:
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A membership as a department's answer shows it (``repo.member_rows`` has the same fields)."""
+
+    login: str
+    name: str
+    absent: bool
+    calls_enable: bool
+    group_head: bool
+
+
+def member_out(m: GroupMember | Row[Any] | Member, u: User | Row[Any] | Member) -> dict[str, Any]:
     return {
         "login": u.login,
         "name": u.name,
@@ -28,21 +47,22 @@ def member_out(m: GroupMember, u: User) -> dict[str, Any]:
     }
 
 
-def timeout_out(g: Group) -> dict[str, Any]:
+def timeout_out(g: Group | Row[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"time": g.timeout_time, "target": g.timeout_target}
     if g.timeout_target in ("user", "group", "telnum"):
         out[g.timeout_target] = getattr(g, f"timeout_{g.timeout_target}")
     return out
 
 
-def group_out(g: Group, members: list[tuple[GroupMember, User]]) -> dict[str, Any]:
+def group_out(g: Group | Row[Any], members: Sequence[Row[Any] | Member]) -> dict[str, Any]:
+    """002 §8.1 fields, from an ORM object or a plain row of the groups table; ``members``: ``repo.member_rows``."""
     return {
         "id": g.group_id,
         "name": g.name,
         "ext": g.ext,
         "call_order": g.call_order,
         "call_duration": 0 if g.call_order == "ALL" else g.call_duration,  # 8.1: 0 with ALL
-        "users": [member_out(m, u) for m, u in members],
+        "users": [member_out(m, m) for m in members],
         "timeout": timeout_out(g),
         "advanced": g.advanced,
         "queue_position": g.queue_position,
@@ -56,57 +76,71 @@ async def get(session: AsyncSession, domain_id: int, group_id: str, *, lock: rep
     return group
 
 
-async def render(session: AsyncSession, groups: list[Group]) -> list[dict[str, Any]]:
-    members = await repo.members(session, [g.id for g in groups])
+async def _row(session: AsyncSession, domain_id: int, group_id: str, lock: repo.Lock) -> Row[Any]:
+    group = await repo.group_row(session, domain_id, group_id, lock=lock)
+    if group is None:
+        raise NotFound("group")
+    return group
+
+
+async def render(session: AsyncSession, groups: Sequence[Group | Row[Any]]) -> list[dict[str, Any]]:
+    known: dict[int, list[Member]] = held(session, KNOWN_MEMBERS)
+    members: dict[int, Sequence[Row[Any] | Member]] = {}
+    members.update(await repo.member_rows(session, [g.id for g in groups if g.id not in known]))
+    members.update(known)
     return [group_out(g, members[g.id]) for g in groups]
 
 
-async def _apply_timeout(session: AsyncSession, domain_id: int, group: Group, t: TimeoutIn) -> None:
+async def _apply_timeout(session: AsyncSession, domain_id: int, values: dict[str, Any], t: TimeoutIn) -> None:
+    """The no-answer settings asked for, into ``values`` (the department's row as it will be)."""
     if t.target == "user":
-        found = await repo.users_by_logins(session, domain_id, [t.user or ""], lock="refer")
+        found = await repo.user_rows_by_logins(session, domain_id, [t.user or ""], lock="refer")
         if not found:
             raise Invalid("timeout.user", f"no employee '{t.user}'")
         t.user = next(iter(found.values())).login
     if t.target == "group":
-        target = await repo.find_group(session, domain_id, t.group or "", lock="refer")
+        target = await repo.group_row(session, domain_id, t.group or "", lock="refer")
         if target is None:
             raise Invalid("timeout.group", f"no department '{t.group}'")
         t.group = target.group_id
-    group.timeout_time = t.time
-    group.timeout_target = t.target
-    group.timeout_user = t.user if t.target == "user" else None
-    group.timeout_group = t.group if t.target == "group" else None
-    group.timeout_telnum = t.telnum if t.target == "telnum" else None
+    values["timeout_time"] = t.time
+    values["timeout_target"] = t.target
+    values["timeout_user"] = t.user if t.target == "user" else None
+    values["timeout_group"] = t.group if t.target == "group" else None
+    values["timeout_telnum"] = t.telnum if t.target == "telnum" else None
 
 
-async def _replace_members(session: AsyncSession, domain_id: int, group: Group, data: GroupUpdate, *,
+async def _replace_members(session: AsyncSession, domain_id: int, group_id: int, data: GroupUpdate, *,
                            new: bool = False) -> None:
     assert data.users is not None
-    found = await repo.users_by_logins(session, domain_id, [m.login for m in data.users], lock="refer")
+    found = await repo.user_rows_by_logins(session, domain_id, [m.login for m in data.users], lock="refer")
     missing = [m.login for m in data.users if m.login not in found]
     if missing:
         raise Invalid("users", f"no employees {', '.join(missing)}")
     if len({found[m.login].id for m in data.users}) != len(data.users):
         raise Invalid("users", "an employee is listed twice")
-    current = {} if new else {m.user_id: m for m, _ in (await repo.members(session, [group.id]))[group.id]}
+    current = {} if new else {m.user_id: m for m in (await repo.member_rows(session, [group_id]))[group_id]}
     keep = set()
+    added: list[dict[str, Any]] = []
+    members: list[Member] = []
     for pos, item in enumerate(data.users):
         user = found[item.login]
         keep.add(user.id)
         member = current.get(user.id)
         if member is None:
-            session.add(GroupMember(group_id=group.id, user_id=user.id, position=pos,
-                                    calls_enable=item.calls_enable, group_head=False))
-        else:
-            member.position = pos
-            member.calls_enable = item.calls_enable
-    for user_id, member in current.items():
-        if user_id not in keep:
-            await session.delete(member)
+            added.append({"group_id": group_id, "user_id": user.id, "position": pos,
+                          "calls_enable": item.calls_enable, "group_head": False})
+        elif member.position != pos or member.calls_enable != item.calls_enable:
+            await repo.move_member(session, member.id, pos, item.calls_enable)
+        members.append(Member(user.login, user.name, user.absent, item.calls_enable,
+                              member.group_head if member is not None else False))
+    await repo.add_members(session, added)
+    await repo.remove_members(session, [m.id for user_id, m in current.items() if user_id not in keep])
+    held(session, KNOWN_MEMBERS)[group_id] = members
 
 
-def _search(group: Group) -> str:
-    return search_text(group.group_id, group.name, group.ext)
+def _search(v: dict[str, Any]) -> str:
+    return search_text(v["group_id"], v["name"], v["ext"])
 
 
 async def _refer(session: AsyncSession, domain_id: int, data: GroupCreate | GroupUpdate) -> None:
@@ -117,13 +151,14 @@ async def _refer(session: AsyncSession, domain_id: int, data: GroupCreate | Grou
     if data.timeout is not None and data.timeout.target == "user" and data.timeout.user:
         logins.append(data.timeout.user)
     if logins:
-        await repo.users_by_logins(session, domain_id, logins, lock="refer")
+        await repo.user_rows_by_logins(session, domain_id, logins, lock="refer")
     if data.timeout is not None and data.timeout.target == "group" and data.timeout.group:
-        await repo.find_group(session, domain_id, data.timeout.group, lock="refer")
+        await repo.group_row(session, domain_id, data.timeout.group, lock="refer")
 
 
 async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: datetime,
-                 group_id: str | None = None) -> Group:
+                 group_id: str | None = None) -> Row[Any]:
+    """The new department's row (of the groups table)."""
     await repo.begin_write(session)
     if domain.limit_groups >= 0:
         await repo.lock_domain(session, domain.id)  # a count holds only while the domain's row is taken
@@ -136,23 +171,25 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
             ext = data.ext
         else:
             ext = pick_free(await repo.used_extensions(session, domain.id), attempt)
-        group = Group(
-            domain_id=domain.id,
-            group_id=group_id or f"g_{uuid.uuid4()}",
-            name=data.name,
-            ext=ext,
-            call_order=data.call_order or "ALL",
-            call_duration=data.call_duration or 15,
-            advanced=data.advanced or "off",
-            queue_position=bool(data.queue_position),
-            timeout_time=120,
-            timeout_target="voicemail",
-            created_at=now,
-        )
-        group.search_text = _search(group)
+        values: dict[str, Any] = {
+            "domain_id": domain.id,
+            "group_id": group_id or f"g_{uuid.uuid4()}",
+            "name": data.name,
+            "ext": ext,
+            "call_order": data.call_order or "ALL",
+            "call_duration": data.call_duration or 15,
+            "advanced": data.advanced or "off",
+            "queue_position": bool(data.queue_position),
+            "timeout_time": 120,
+            "timeout_target": "voicemail",
+            "created_at": now,
+            "last_answered_user_id": None,
+        }
+        values["search_text"] = _search(values)
         # Set before the insert (no second UPDATE of the new row).
-        await _apply_timeout(session, domain.id, group, data.timeout or TimeoutIn())
-        if await claimed(session, domain.id, group, ext, "group"):
+        await _apply_timeout(session, domain.id, values, data.timeout or TimeoutIn())
+        group = await claimed(session, domain.id, "group", values)
+        if group is not None:
             break
         # PostgreSQL: a concurrent creation claimed it first; asked for by number, the client's 400.
         if data.ext is not None:
@@ -160,44 +197,41 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
     else:
         raise Invalid("ext", "no free extension could be claimed; try again")
     if data.users is not None:
-        await _replace_members(session, domain.id, group, data, new=True)
-    await session.flush()
+        await _replace_members(session, domain.id, group.id, data, new=True)
     return group
 
 
-async def update(session: AsyncSession, domain_id: int, group_id: str, data: GroupUpdate) -> Group:
+async def update(session: AsyncSession, domain_id: int, group_id: str, data: GroupUpdate) -> Row[Any]:
+    """The department's row as updated."""
     await repo.begin_write(session)
     await _refer(session, domain_id, data)
-    group = await get(session, domain_id, group_id, lock="edit")
+    group = await _row(session, domain_id, group_id, "edit")
+    changes: dict[str, Any] = {}
     if data.ext is not None and data.ext != group.ext:
         if await repo.ext_owner(session, domain_id, data.ext) is not None:
             raise Invalid("ext", f"extension {data.ext} is taken")
         await repo.release_ext(session, domain_id, group.ext, "group", group.id)
         await claim_ext(session, domain_id, data.ext, "group", group.id)
-        group.ext = data.ext
+        changes["ext"] = data.ext
     for field in ("name", "call_order", "call_duration", "advanced", "queue_position"):
         value = getattr(data, field)
         if value is not None:
-            setattr(group, field, value)
+            changes[field] = value
     if data.timeout is not None:
-        await _apply_timeout(session, domain_id, group, data.timeout)
+        await _apply_timeout(session, domain_id, changes, data.timeout)
     if data.users is not None:
-        await _replace_members(session, domain_id, group, data)
-    group.search_text = _search(group)
-    await session.flush()
-    return group
+        await _replace_members(session, domain_id, group.id, data)
+    changes["search_text"] = _search({**group._mapping, **changes})
+    return await repo.update_group(session, group.id, changes)
 
 
 async def delete(session: AsyncSession, domain_id: int, group_id: str) -> None:
     await repo.begin_write(session)
-    group = await get(session, domain_id, group_id, lock="delete")  # see services.users.delete
-    await repo.release_ext(session, domain_id, group.ext, "group", group.id)
-    await repo.reset_timeouts_to(session, domain_id, group=group.group_id)
+    group = await _row(session, domain_id, group_id, "delete")  # see services.users.delete
+    await repo.remove_group(session, domain_id, group)
     from vpbx.services import numbers  # numbers' routes pointing at the department: redirected (§9)
 
     await numbers.release(session, domain_id, group=group.group_id)
-    await session.delete(group)
-    await session.flush()
 
 
 async def change_members(session: AsyncSession, domain_id: int, group_id: str, change: MembersChange) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.domain.phone import InvalidNumber, normalize_number
@@ -38,9 +39,10 @@ from vpbx.schemas.numbers import (
     TelnumRouteIn,
 )
 from vpbx.services.errors import Invalid, NotFound
+from vpbx.services.written import held
 from vpbx.store.repositories import directory as dir_repo
 from vpbx.store.repositories import numbers as repo
-from vpbx.store.tables import Domain, Group, IvrMenu, Telnum, User
+from vpbx.store.tables import Domain, IvrMenu, Telnum
 
 # 9.9's example: Monday to Friday 9:00-18:00, the weekend off.
 DEFAULT_SCHEDULE: dict[str, Any] = {
@@ -49,6 +51,8 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 }
 OFFTIME: dict[str, Any] = {"type": "offtime", "greeting": False}
 TARGET_FIELDS = ("user", "group", "ivr", "telnum")
+KNOWN_USERS = "vpbx.numbers.user_names"  # services.written: names a route write read, by login
+KNOWN_GROUPS = "vpbx.numbers.group_names"  # by department id
 
 
 def canonical(raw: str) -> str:
@@ -59,20 +63,34 @@ def canonical(raw: str) -> str:
         raise Invalid("telnum", "not a valid phone number") from exc
 
 
-def search_text_of(row: Telnum) -> str:
-    parts = (row.telnum, row.name, row.location, row.abc_telnum, row.route_user, row.route_group, row.sim_user)
+def search_text_of(row: Telnum | Row[Any]) -> str:
+    return _search_text(row.telnum, row.name, row.location, row.abc_telnum, row.route_user, row.route_group,
+                        row.sim_user)
+
+
+def _search_text(*parts: str | None) -> str:
     return " ".join(p for p in parts if p).casefold()
+
+
+def _values_search_text(v: dict[str, Any]) -> str:
+    """``search_text_of`` a number's row as a dict of its columns."""
+    return _search_text(v["telnum"], v["name"], v["location"], v["abc_telnum"], v["route_user"], v["route_group"],
+                        v["sim_user"])
 
 
 # --- reading -------------------------------------------------------------------------------
 
 
-async def get(session: AsyncSession, domain_id: int, telnum: str, *, lock: bool = False) -> Telnum:
+def _number(telnum: str) -> str:
+    """The path's number, normalized; one that cannot be a number is not found (404), like an unknown one."""
     try:
-        number = normalize_number(telnum)
+        return normalize_number(telnum)
     except InvalidNumber as exc:
         raise NotFound("telnum") from exc
-    row = await repo.find_telnum(session, domain_id, number, lock=lock)
+
+
+async def get(session: AsyncSession, domain_id: int, telnum: str, *, lock: bool = False) -> Telnum:
+    row = await repo.find_telnum(session, domain_id, _number(telnum), lock=lock)
     if row is None:
         raise NotFound("telnum")
     return row
@@ -85,13 +103,13 @@ class _Names:
     menus: dict[str, IvrMenu] = field(default_factory=dict)
 
 
-def _targets(row: Telnum) -> list[dict[str, Any]]:
+def _targets(row: Telnum | Row[Any]) -> list[dict[str, Any]]:
     out = [t for t in (row.work, row.other) if t]
     out.extend(r for r in row.custom_routes or [] if r.get("type"))
     return out
 
 
-async def _names(session: AsyncSession, domain_id: int, rows: Iterable[Telnum]) -> _Names:
+async def _names(session: AsyncSession, domain_id: int, rows: Iterable[Telnum | Row[Any]]) -> _Names:
     logins: set[str] = set()
     group_ids: set[str] = set()
     menu_names: set[str] = set()
@@ -112,9 +130,16 @@ async def _names(session: AsyncSession, domain_id: int, rows: Iterable[Telnum]) 
         for item in menu.items:
             logins.update([item["user"]] if item.get("user") else [])
             group_ids.update([item["group"]] if item.get("group") else [])
-    names = _Names(users=await repo.user_names(session, domain_id, sorted(logins)), menus=menus)
+    # A route write's answer: the employees and departments it named were read (and locked) by the write.
+    known_users: dict[str, str] = held(session, KNOWN_USERS)
+    known_groups: dict[str, str] = held(session, KNOWN_GROUPS)
+    names = _Names(users={login: known_users[login] for login in logins if login in known_users}, menus=menus)
+    names.users.update(await repo.user_names(session, domain_id, sorted(logins - known_users.keys())))
     for gid in group_ids:
-        group = await dir_repo.find_group(session, domain_id, gid)
+        if gid in known_groups:
+            names.groups[gid] = known_groups[gid]
+            continue
+        group = await dir_repo.group_row(session, domain_id, gid)
         if group is not None:
             names.groups[gid] = group.name
     return names
@@ -153,7 +178,7 @@ def custom_route_out(route: dict[str, Any], names: _Names) -> dict[str, Any]:
     return out
 
 
-def telnum_out(row: Telnum, names: _Names) -> dict[str, Any]:
+def telnum_out(row: Telnum | Row[Any], names: _Names) -> dict[str, Any]:
     out: dict[str, Any] = {"telnum": row.telnum, "name": row.name, "type": row.type, "greeting": row.greeting,
                            "is_main_phone": row.is_main_phone, "location": row.location, "disabled": row.disabled,
                            "crm": row.crm, "calltracking": row.calltracking, "abc_telnum": row.abc_telnum,
@@ -179,7 +204,7 @@ def telnum_out(row: Telnum, names: _Names) -> dict[str, Any]:
     return out
 
 
-async def render(session: AsyncSession, domain_id: int, rows: list[Telnum]) -> list[dict[str, Any]]:
+async def render(session: AsyncSession, domain_id: int, rows: Sequence[Telnum | Row[Any]]) -> list[dict[str, Any]]:
     names = await _names(session, domain_id, rows)
     return [telnum_out(r, names) for r in rows]
 
@@ -228,11 +253,19 @@ async def main_phone(session: AsyncSession, domain_id: int) -> str | None:
 # --- route editing (9.3) -------------------------------------------------------------------
 
 
+async def _row(session: AsyncSession, domain_id: int, telnum: str) -> Row[Any]:
+    """The number's row, locked for the write (``get`` as a plain row)."""
+    row = await repo.telnum_row(session, domain_id, _number(telnum), lock=True)
+    if row is None:
+        raise NotFound("telnum")
+    return row
+
+
 class _Resolver:
     """Checks that referenced employees, departments and menus exist; saves inline menus."""
 
     def __init__(self, session: AsyncSession, domain_id: int, new_menus: Iterable[str],
-                 known: tuple[dict[str, User], dict[str, Group]] | None = None) -> None:
+                 known: tuple[dict[str, Row[Any]], dict[str, Row[Any]]] | None = None) -> None:
         self.session = session
         self.domain_id = domain_id
         self.new_menus = set(new_menus)
@@ -241,15 +274,15 @@ class _Resolver:
     async def user(self, login: str, path: str) -> str:
         user = self.users.get(login)
         if user is None:
-            found = await dir_repo.users_by_logins(self.session, self.domain_id, [login], lock="refer")
+            found = await dir_repo.user_rows_by_logins(self.session, self.domain_id, [login], lock="refer")
             if not found:
                 raise Invalid(path, f"no employee '{login}'")
             user = found[login]
         return user.login
 
     async def group(self, group_id: str, path: str) -> str:
-        group = self.groups.get(group_id) or await dir_repo.find_group(self.session, self.domain_id, group_id,
-                                                                         lock="refer")
+        group = self.groups.get(group_id) or await dir_repo.group_row(self.session, self.domain_id, group_id,
+                                                                        lock="refer")
         if group is None:
             raise Invalid(path, f"no department '{group_id}'")
         return group.group_id
@@ -301,7 +334,7 @@ class _Resolver:
 
 
 async def _refer(session: AsyncSession, domain_id: int,
-                 body: TelnumRouteIn) -> tuple[dict[str, User], dict[str, Group]]:
+                 body: TelnumRouteIn) -> tuple[dict[str, Row[Any]], dict[str, Row[Any]]]:
     """Lock every employee and department the route names (for reference), before the number's row; what was
     found, by the name given."""
     logins: list[str] = []
@@ -320,10 +353,10 @@ async def _refer(session: AsyncSession, domain_id: int,
         logins.append(value)
     if value and kind == "group":
         groups.append(value)
-    users = await dir_repo.users_by_logins(session, domain_id, logins, lock="refer") if logins else {}
-    found: dict[str, Group] = {}
+    users = await dir_repo.user_rows_by_logins(session, domain_id, logins, lock="refer") if logins else {}
+    found: dict[str, Row[Any]] = {}
     for group_id in sorted(set(groups)):
-        group = await dir_repo.find_group(session, domain_id, group_id, lock="refer")
+        group = await dir_repo.group_row(session, domain_id, group_id, lock="refer")
         if group is not None:
             found[group_id] = group
     return users, found
@@ -425,8 +458,8 @@ async def _crm_option(resolver: _Resolver, option: str) -> str:
     raise Invalid("crm", '"" (off), "on", "user:<login>", "group:<id>" or "telnum:<number>"')
 
 
-async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Telnum:
-    """9.3: validate everything first, then change the number (all or nothing)."""
+async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: TelnumRouteIn) -> Row[Any]:
+    """9.3: validate everything first, then change the number (all or nothing); the number's row as changed."""
     # What the route names is locked before the number (services.users.delete takes them in that order): an
     # employee or department it points at cannot vanish before the commit. Saving an inline menu under its name
     # takes the domain's row, so two routes saving one menu do not collide (menus have no row to lock yet).
@@ -435,7 +468,9 @@ async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: Te
     if inline:
         await dir_repo.lock_domain(session, domain_id)
     known = await _refer(session, domain_id, body)
-    row = await get(session, domain_id, telnum, lock=True)
+    held(session, KNOWN_USERS).update((u.login, u.name) for u in known[0].values())
+    held(session, KNOWN_GROUPS).update((g.group_id, g.name) for g in known[1].values())
+    row = await _row(session, domain_id, telnum)
     resolver = _Resolver(session, domain_id, inline, known)
     route_user = route_group = ivr_menu = None
     work, other, schedule, custom = row.work, row.other, row.schedule, row.custom_routes
@@ -463,20 +498,19 @@ async def set_route(session: AsyncSession, domain_id: int, telnum: str, body: Te
             raise Invalid("work", "a scheduler route needs the working-hours route 'work'")
         other = other or dict(OFFTIME)
         schedule = schedule or copy.deepcopy(DEFAULT_SCHEDULE)
-    row.type = body.type
-    row.greeting = body.greeting
-    row.route_user, row.route_group, row.ivr_menu = route_user, route_group, ivr_menu
-    row.work, row.other, row.schedule = work, other, schedule
-    row.custom_routes = copy.deepcopy(custom or [])
-    row.crm = crm
+    changes: dict[str, Any] = {
+        "type": body.type, "greeting": body.greeting, "route_user": route_user, "route_group": route_group,
+        "ivr_menu": ivr_menu, "work": work, "other": other, "schedule": schedule,
+        "custom_routes": copy.deepcopy(custom or []), "crm": crm}
     if body.name is not None:
-        row.name = body.name
+        changes["name"] = body.name
     if body.greeting_file is not None:
-        row.greeting_file = body.greeting_file or None
-        row.greeting_custom = bool(body.greeting_file)
-    row.search_text = search_text_of(row)
-    await session.flush()
-    return row
+        changes["greeting_file"] = body.greeting_file or None
+        changes["greeting_custom"] = bool(body.greeting_file)
+    changes["search_text"] = _values_search_text({**row._mapping, **changes})
+    if session.new or session.dirty:  # an inline menu saved (9.6): written before the number that names it
+        await session.flush()
+    return await repo.update_telnum(session, row.id, changes)
 
 
 async def set_enabled(session: AsyncSession, domain_id: int, telnum: str, enabled: bool) -> None:
@@ -718,49 +752,53 @@ async def release(session: AsyncSession, domain_id: int, *, user: str | None = N
     def points_at(t: dict[str, Any] | None) -> bool:
         return bool(t) and _retarget(t, key, value, None) is not None  # type: ignore[arg-type]
 
-    rows = [row for row in await repo.all_telnums(session, domain_id)
+    numbers, menus = await repo.pointing(session, domain_id)
+    rows = [row for row in numbers
             if (key == "user" and user in (row.route_user, row.sim_user))
             or (key == "group" and row.route_group == group)
             or any(points_at(t) for t in (row.work, row.other, *(row.custom_routes or [])))]
-    menus = [m for m in (await repo.menus(session, domain_id)).values() if any(points_at(i) for i in m.items)]
+    menus = [m for m in menus if any(points_at(i) for i in m.items)]
     if not dir_repo.is_sqlite(session):
         # PostgreSQL: only the rows that point at it, locked and read again, so a route saved meanwhile is not
         # overwritten with what was read before it. A write that would make another row point at it locks the
         # employee or department to refer to it first, so it came before the lock the deletion took (and is
         # among the rows read above) or waits and finds it gone.
-        rows = await repo.relock(session, Telnum, [r.id for r in rows])
-        menus = await repo.relock(session, IvrMenu, [m.id for m in menus])
+        rows = list(await repo.relock_rows(session, [r.id for r in rows]))
+        menus = list(await repo.relock_rows(session, [m.id for m in menus], menus=True))
     if not rows and not menus:
         return
     # Locked for reference, skipping one being deleted (never waits: taken after the numbers' rows, out of order).
-    first = await repo.first_user(session, domain_id, excluding=user, lock=True)
-    replacement = first.login if first else None
+    replacement = await repo.first_login(session, domain_id, excluding=user, lock=True)
     for row in rows:
+        values = {name: getattr(row, name) for name in repo.SCANNED}
         if key == "user" and row.route_user == user:
-            row.route_user = replacement
+            values["route_user"] = replacement
         if key == "group" and row.route_group == group:
-            row.route_group = None
-            row.route_user = replacement
+            values["route_group"] = None
+            values["route_user"] = replacement
             if row.type == "group":
-                row.type = "user"
+                values["type"] = "user"
         if key == "user" and row.sim_user == user:
-            row.sim_user = None
-            row.disabled = True
+            values["sim_user"] = None
+            values["disabled"] = True
         for attr in ("work", "other"):
-            current = getattr(row, attr)
+            current = values[attr]
             new = _retarget(current, key, value, replacement) if current else None
             if new is not None:
-                setattr(row, attr, new or dict(OFFTIME))
+                values[attr] = new or dict(OFFTIME)
         routes = [(_retarget(r, key, value, replacement) or r) for r in row.custom_routes or []]
         if routes != (row.custom_routes or []):
-            row.custom_routes = routes
-        row.search_text = search_text_of(row)
+            values["custom_routes"] = routes
+        values["search_text"] = _values_search_text(values)
+        changes = {k: v for k, v in values.items() if v != getattr(row, k)}
+        if changes:
+            await repo.update_telnum(session, row.id, changes)
     for menu in menus:
         items = [_retarget(i, key, value, replacement) for i in menu.items]
         if any(i is not None for i in items):
-            menu.items = [new if new is not None else old for new, old in zip(items, menu.items, strict=True)
-                          if new != {}]
-    await session.flush()
+            await repo.set_menu_items(session, menu.id, [new if new is not None else old
+                                                         for new, old in zip(items, menu.items, strict=True)
+                                                         if new != {}])
 
 
 # --- the demo company's numbers ------------------------------------------------------------

@@ -103,35 +103,41 @@ def pick_free(used: set[str], attempt: int) -> str:
 
 
 def claiming(session: AsyncSession) -> AbstractAsyncContextManager[object]:
-    """Where a claim may lose a race (PostgreSQL), a savepoint to try again from; SQLite's writer holds the
-    write lock from ``begin_write`` on, so nothing can take a key between its check and its claim."""
+    """Where a claim may lose a race (PostgreSQL), a savepoint to try again from: rolled back, it gives up at once
+    the keys its inserts took, so no other creation waits on them. SQLite's writer holds the write lock from
+    ``begin_write`` on, so nothing can take a key between its check and its claim."""
     return contextlib.nullcontext() if repo.is_sqlite(session) else session.begin_nested()
 
 
-async def claimed(session: AsyncSession, domain_id: int, row: User | Group, ext: str, kind: str) -> bool:
-    """Insert a new employee or department and claim its extension in one step; False when a concurrent creation
-    (PostgreSQL) took the extension or a unique key first: the caller decides whether to try again."""
+async def claimed(session: AsyncSession, domain_id: int, kind: str, values: dict[str, Any]) -> Row[Any] | None:
+    """Insert a new employee or department (``values``: its row) and claim its extension in one step; its row, or
+    None when a concurrent creation (PostgreSQL) took the extension or a unique key first: the caller decides
+    whether to try again."""
     try:
         async with claiming(session):
-            session.add(row)
-            await session.flush()
-            await repo.claim_ext(session, domain_id, ext, kind, row.id)
+            row = await repo.insert_claiming(session, kind, values)
     except (IntegrityError, repo.ExtensionTaken):
-        return False
-    return True
+        return None
+    return row
 
 
-def _apply_redirect(user: User, data: UserUpdate) -> None:
+def _redirect(values: dict[str, Any], data: UserCreate | UserUpdate) -> None:
+    """The mobile redirect asked for, into ``values`` (the employee's row as it will be)."""
     if data.mobile_redirect is None:
         return
-    if data.mobile_redirect.enabled and not user.mobile:
+    if data.mobile_redirect.enabled and not values["mobile"]:
         raise Invalid("mobile_redirect", "mobile redirect needs a mobile number")
-    user.mobile_redirect_enabled = data.mobile_redirect.enabled
-    user.mobile_redirect_forward = data.mobile_redirect.forward
-    user.mobile_redirect_delay = data.mobile_redirect.delay
+    values["mobile_redirect_enabled"] = data.mobile_redirect.enabled
+    values["mobile_redirect_forward"] = data.mobile_redirect.forward
+    values["mobile_redirect_delay"] = data.mobile_redirect.delay
 
 
-async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: datetime) -> User:
+def _search_text(v: dict[str, Any]) -> str:
+    return search_text(v["login"], v["name"], v["ext"], v["telnum"], v["email"], v["mobile"], v["position"])
+
+
+async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: datetime) -> Row[Any]:
+    """The new employee's row (of the users table)."""
     # Hashed in the hashing pool (off the event loop) before the write begins: writers never wait for a hash.
     password_hash = await (hash_password_async(data.password) if data.password else generated_password_hash_async())
     await repo.begin_write(session)
@@ -151,27 +157,28 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
         login = data.login or f"u{ext}"
         if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
             raise Invalid("login", f"login '{login}' is taken")
-        user = User(
-            domain_id=domain.id,
-            login=login,
-            name=data.name,
-            position=data.position if data.position is not None else "Менеджер",
-            email=data.email or "",
-            ext=ext,
-            telnum="",
-            role=role,
-            mobile=data.mobile or "",
-            password_hash=password_hash,
-            created_at=now,
-            mobile_redirect_enabled=False,
-            mobile_redirect_forward=False,
-            mobile_redirect_delay=0,
-            dnd=False,
-            absent=False,
-        )
-        _apply_redirect(user, data)
-        user.search_text = user_search_text(user)
-        if await claimed(session, domain.id, user, ext, "user"):
+        values: dict[str, Any] = {
+            "domain_id": domain.id,
+            "login": login,
+            "name": data.name,
+            "position": data.position if data.position is not None else "Менеджер",
+            "email": data.email or "",
+            "ext": ext,
+            "telnum": "",
+            "role": role,
+            "mobile": data.mobile or "",
+            "password_hash": password_hash,
+            "created_at": now,
+            "mobile_redirect_enabled": False,
+            "mobile_redirect_forward": False,
+            "mobile_redirect_delay": 0,
+            "dnd": False,
+            "absent": False,
+        }
+        _redirect(values, data)
+        values["search_text"] = _search_text(values)
+        user = await claimed(session, domain.id, "user", values)
+        if user is not None:
             if data.password:  # the phone's digest credentials too (issue 16): it can register at once
                 await sip_repo.set_password(session, user, data.password)
             return user
@@ -184,29 +191,44 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
     raise Invalid("ext", "no free extension could be claimed; try again")
 
 
-async def update(session: AsyncSession, domain_id: int, login: str, data: UserUpdate) -> User:
+async def _row(session: AsyncSession, domain_id: int, login: str, lock: repo.Lock) -> Row[Any]:
+    user = await repo.user_row(session, domain_id, login, lock=lock)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+async def update(session: AsyncSession, domain_id: int, login: str, data: UserUpdate) -> Row[Any]:
+    """The employee's row as updated."""
     password_hash = await hash_password_async(data.password) if data.password is not None else None
     await repo.begin_write(session)
-    user = await get(session, domain_id, login, lock="edit")
+    user = await _row(session, domain_id, login, "edit")
+    values = dict(user._mapping)
+    changes: dict[str, Any] = {}
     if data.role is not None:
         await _check_role(session, domain_id, data.role)
-        user.role = data.role
+        changes["role"] = data.role
     if data.ext is not None and data.ext != user.ext:
         await _check_ext_free(session, domain_id, data.ext)
         await repo.release_ext(session, domain_id, user.ext, "user", user.id)
         await claim_ext(session, domain_id, data.ext, "user", user.id)
-        user.ext = data.ext
+        changes["ext"] = data.ext
     for field in ("name", "position", "email", "mobile"):
         value = getattr(data, field)
         if value is not None:
-            setattr(user, field, value)
-    if data.mobile == "" and user.mobile_redirect_enabled and data.mobile_redirect is None:
+            changes[field] = value
+    values.update(changes)
+    if data.mobile == "" and values["mobile_redirect_enabled"] and data.mobile_redirect is None:
         raise Invalid("mobile", "mobile redirect is on: switch it off before removing the mobile number")
     if password_hash is not None:
-        user.password_hash = password_hash
-    _apply_redirect(user, data)
-    user.search_text = user_search_text(user)
-    await session.flush()
+        changes["password_hash"] = password_hash
+    redirect: dict[str, Any] = {"mobile": values["mobile"]}
+    _redirect(redirect, data)
+    del redirect["mobile"]
+    changes.update(redirect)
+    values.update(changes)
+    changes["search_text"] = _search_text(values)
+    user = await repo.update_user(session, user.id, changes)
     if data.password is not None:  # a phone's digest credentials (issue 16)
         await sip_repo.set_password(session, user, data.password)
     return user
@@ -216,14 +238,13 @@ async def delete(session: AsyncSession, domain_id: int, login: str) -> None:
     await repo.begin_write(session)
     # Its row first: a write pointing at the employee (a route, a department) locks it to refer to it, so it
     # either committed before (and is redirected below) or waits and finds the employee gone.
-    user = await get(session, domain_id, login, lock="delete")
-    await repo.release_ext(session, domain_id, user.ext, "user", user.id)
-    await repo.reset_timeouts_to(session, domain_id, user=user.login)
+    user = await _row(session, domain_id, login, "delete")
+    # Its extension, the departments' no-answer targets naming it and its row (memberships go with it) first, in
+    # one statement on PostgreSQL; then what points at it from numbers and menus, locked after it.
+    await repo.remove_user(session, domain_id, user)
     from vpbx.services import numbers  # numbers' routes/SIMs pointing at the employee: redirected (§9-10)
 
     await numbers.release(session, domain_id, user=user.login)
-    await session.delete(user)  # memberships go with it (ON DELETE CASCADE)
-    await session.flush()
 
 
 async def groups(session: AsyncSession, domain_id: int, login: str) -> list[dict[str, str]]:

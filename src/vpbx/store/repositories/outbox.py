@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vpbx.store import changes
 from vpbx.store.base import UTCDateTime
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
+
+log = logging.getLogger("vpbx.notify")
 
 CLAIM_COLUMNS = (OutboxRow.id, OutboxRow.uid, OutboxRow.domain_id, OutboxRow.command, OutboxRow.key,
                  OutboxRow.url, OutboxRow.body, OutboxRow.content_type, OutboxRow.attempts,
@@ -102,14 +106,17 @@ _RECORD = update(_T).where(_T.c.id == bindparam("_id")).values(
     state=bindparam("state"), attempts=bindparam("attempts"), round_attempts=bindparam("round_attempts"),
     next_at=bindparam("next_at"), lease_until=None, lease_owner=None, delivered_at=bindparam("delivered_at"),
     last_status=bindparam("last_status"), last_error=bindparam("last_error"))
-_RELEASE = update(_T).where(_T.c.id == bindparam("_id")).values(lease_until=None, lease_owner=None)
+# Only a lease of the releasing dispatcher: a lapsed one may have been taken by another node meanwhile.
+_RELEASE = update(_T).where(_T.c.id == bindparam("_id"), _T.c.lease_owner == bindparam("_owner")).values(
+    lease_until=None, lease_owner=None)
 
 
-async def release(session: AsyncSession, ids: list[int]) -> None:
-    """Give leased rows back without an attempt (their integration went off meanwhile)."""
+async def release(session: AsyncSession, ids: list[int], owner: str) -> None:
+    """Give ``owner``'s leased rows back without an attempt (their integration went off meanwhile, or their lease
+    was nearly over before their request could start)."""
     if ids:
         conn = await session.connection()
-        await conn.execute(_RELEASE, [{"_id": i} for i in ids])
+        await conn.execute(_RELEASE, [{"_id": i, "_owner": owner} for i in ids])
 
 
 async def integrations(session: AsyncSession, domain_ids: Iterable[int]) -> list[Integration]:
@@ -340,12 +347,16 @@ _SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME storage form
 
 
 def _naive(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+    if moment is None:
+        return None
+    # The clock's moments are UTC already: astimezone only for others (it cost a delivery ~1.5 us per column)
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).replace(tzinfo=None)
 
 
 def _sqlite_ts(moment: datetime | None) -> str | None:
     # isoformat gives _SQLITE_TS's text (microseconds always) at a third of strftime's cost (profiled per delivery)
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    naive = _naive(moment)
+    return None if naive is None else naive.isoformat(" ", "microseconds")
 
 
 def _from_sqlite(value: str | None) -> datetime | None:
@@ -380,7 +391,7 @@ _SQLITE_RECORD = ("UPDATE notify_outbox SET state = ?, attempts = ?, round_attem
                   " WHERE id = ?")
 _SQLITE_ATTEMPT = ("INSERT INTO notify_attempts (outbox_id, domain_id, attempt_no, at, url, status_code, latency_ms,"
                    " outcome, error, response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_SQLITE_RELEASE = "UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?"
+_SQLITE_RELEASE = "UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?"
 _SQLITE_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_success_at) VALUES (?, ?, ?)"
                   " ON CONFLICT (domain_id) DO UPDATE SET first_failure_at = excluded.first_failure_at,"
                   " last_success_at = excluded.last_success_at")
@@ -456,7 +467,7 @@ class SqlitePassStore(PassStore):
             if work.attempts:
                 conn.executemany(_SQLITE_ATTEMPT, [(a[0], a[1], a[2], ts(a[3]), *a[4:]) for a in work.attempts])
             if work.released:
-                conn.executemany(_SQLITE_RELEASE, [(i,) for i in work.released])
+                conn.executemany(_SQLITE_RELEASE, [(i, work.owner) for i in work.released])
             for d, (first, last) in work.health.items():
                 conn.execute(_SQLITE_HEALTH, (d, ts(first), ts(last)))
             for d in work.switch_off:
@@ -555,7 +566,7 @@ logged AS (
   SELECT * FROM unnest($19::int[], $20::int[], $21::int[], $22::timestamp[], $23::varchar[], $24::int[],
                        $25::int[], $26::varchar[], $27::varchar[], $28::varchar[])),
 released AS (
-  UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($29::int[])),
+  UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($29::int[]) AND lease_owner = $3),
 claimed AS ({claim})
 SELECT *, NULL::timestamp AS due, NULL::boolean AS waiting FROM claimed UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
@@ -572,7 +583,8 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                             not_inflight="o.id <> ALL($8::int[])",
                             load_of="SELECT l.n FROM unnest($9::int[], $10::int[]) AS l(d, n)"
                                     " WHERE l.d = ranked.domain_id"))
-_PG_RELEASE = "UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1::int[])"
+_PG_RELEASE = ("UPDATE notify_outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1::int[])"
+               " AND lease_owner = $2")
 _PG_HEALTH = ("INSERT INTO notify_health (domain_id, first_failure_at, last_success_at) VALUES ($1, $2, $3)"
               " ON CONFLICT (domain_id) DO UPDATE SET first_failure_at = excluded.first_failure_at,"
               " last_success_at = excluded.last_success_at")
@@ -583,20 +595,49 @@ _PG_INTEGRATIONS = ("SELECT domain_id, enabled, switched_off, crm_url, signing_s
 
 class PgPassStore(PassStore):
     """The pass over asyncpg directly, on a pooled connection: BEGIN, one statement recording every outcome
-    (row updates and delivery-log rows from arrays), one claiming and reading the next due time, COMMIT."""
+    (row updates and delivery-log rows from arrays), one claiming and reading the next due time, COMMIT.
+
+    The claim is fast only when PostgreSQL knows how many rows are due: planned from an outbox it believes
+    nearly empty (a burst autovacuum has not analyzed yet: it looks once a minute, and only past 10% of the
+    table changed), it sorted every due row for each claim (measured: 48 ms a pass for a 20k backlog, 4 ms
+    once analyzed). So a pass that finds a backlog has the table analyzed, beside the passes, at most once
+    per ``ANALYZE_EVERY`` seconds."""
+
+    ANALYZE_EVERY = 60.0
+    BACKLOG = 32  # rows claimed in one pass that say a backlog is there
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._analyzed = float("-inf")
+        self._analyze: asyncio.Task[None] | None = None
 
     async def run(self, work: PassWork) -> PassResult:
         async with self.engine.connect() as sa_conn:
             raw = await sa_conn.get_raw_connection()
             conn: Any = raw.driver_connection
             try:
-                return await self._run(conn, work)
+                result = await self._run(conn, work)
             except BaseException:
                 await sa_conn.invalidate()
                 raise
+        if len(result.rows) >= self.BACKLOG and time.monotonic() - self._analyzed > self.ANALYZE_EVERY:
+            self._analyzed = time.monotonic()
+            self._analyze = asyncio.get_running_loop().create_task(self._analyze_outbox())
+        return result
+
+    async def _analyze_outbox(self) -> None:
+        try:
+            async with self.engine.connect() as sa_conn:
+                await sa_conn.exec_driver_sql("ANALYZE notify_outbox")
+                await sa_conn.commit()
+        except Exception as exc:  # statistics are an optimisation: a failed ANALYZE leaves the passes correct
+            log.warning("ANALYZE notify_outbox failed: %s", exc)
+
+    async def close(self) -> None:
+        if self._analyze is not None and not self._analyze.done():
+            self._analyze.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._analyze
 
     async def _run(self, conn: Any, work: PassWork) -> PassResult:
         if work.health or work.switch_off or work.probe or work.recovered or work.limit <= 0:
@@ -648,7 +689,7 @@ class PgPassStore(PassStore):
                                    [_naive(x) for x in u[5]], u[6], u[7],
                                    a[0], a[1], a[2], [_naive(x) for x in a[3]], *a[4:])
             if work.released:
-                await conn.execute(_PG_RELEASE, work.released)
+                await conn.execute(_PG_RELEASE, work.released, work.owner)
             for d, (first, last) in work.health.items():
                 await conn.execute(_PG_HEALTH, d, _naive(first), _naive(last))
             for d in work.switch_off:
@@ -693,7 +734,7 @@ class SessionPassStore(PassStore):
             keys = ("outbox_id", "domain_id", "attempt_no", "at", "url", "status_code", "latency_ms", "outcome",
                     "error", "response_excerpt")
             await record(session, updates, [dict(zip(keys, a, strict=True)) for a in work.attempts])
-            await release(session, work.released)
+            await release(session, work.released, work.owner)
             for d, (first, last) in work.health.items():
                 await save_health(session, d, first, last)
             for d in work.switch_off:

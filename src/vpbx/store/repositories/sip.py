@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vpbx.store.tables.directory import User
@@ -29,7 +30,7 @@ def ha1(username: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
 
 
-async def set_password(session: AsyncSession, user: User, password: str) -> None:
+async def set_password(session: AsyncSession, user: User | Row[Any], password: str) -> None:
     """Keep the HA1s of ``user``'s new password for their domain's realm (the domain's name)."""
     realm = await session.scalar(select(Domain.name).where(Domain.id == user.domain_id))
     if realm is None:
