@@ -170,15 +170,23 @@ class RequestLog:
     string is never logged (the legacy API carries its token there), only the legacy ``cmd``.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, also: Callable[[str, int, float], None] | None = None) -> None:
         self.app = app
+        self.also = also  # (method, status, seconds) of every request, logged or not: the HTTP metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await observed(self.app, scope, receive, send,
-                       lambda status, seconds: self._record(scope, status, seconds * 1000))
+        also, logged = self.also, access.isEnabledFor(logging.INFO)
+
+        def done(status: int, seconds: float) -> None:
+            if also is not None:
+                also(scope["method"], status, seconds)
+            if logged:
+                self._record(scope, status, seconds * 1000)
+
+        await observed(self.app, scope, receive, send, done)
 
     @staticmethod
     def _record(scope: Scope, status: int, ms: float) -> None:

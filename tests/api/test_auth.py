@@ -283,3 +283,24 @@ def test_misspelt_prefix_is_served(tenant: Tenant) -> None:
     r = tenant.client.get("/crmpapi/v1/users/ivan")
     assert r.status_code == 200
     assert r.json() == tenant.client.get(f"{V1}/users/ivan").json()
+
+
+def _answered(tenant: Tenant, method: str, status: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(tenant.client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "vpbx_http_requests_total" and sample.labels == {"method": method, "status": status}:
+                return sample.value
+    return 0.0
+
+
+def test_every_answer_is_counted_in_the_metrics_refused_bodies_too(tenant: Tenant) -> None:
+    ok, refused = _answered(tenant, "GET", "200"), _answered(tenant, "POST", "413")
+    assert tenant.client.get(f"{V1}/users").status_code == 200
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    assert tenant.client.post(f"{V1}/users", content=big, headers={"content-type": "application/json"}).status_code \
+        == 413
+    # the GET /metrics of the first reading is counted too, by the time of the second
+    assert _answered(tenant, "GET", "200") >= ok + 2
+    assert _answered(tenant, "POST", "413") == refused + 1

@@ -8,7 +8,6 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vpbx.api.errors import TOO_LARGE
-from vpbx.logs import observed
 from vpbx.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 
@@ -45,10 +44,18 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         max_bytes = self.limit_for(scope["path"])
+        streamed = False
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
                 await _reply(send, 413, {"message": TOO_LARGE})
                 return
+            if name == b"transfer-encoding":
+                streamed = True
+        if not streamed:
+            # A body with a Content-Length is that long (the HTTP server holds it to it), one without either header
+            # is empty: only a streamed body needs counting (the wrappers cost every GET ~3 us).
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = False
         replied = False
@@ -95,27 +102,21 @@ class PathAliases:
         await self.app(scope, receive, send)
 
 
-class Metrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class HttpMetrics:
+    """The HTTP request count and latency series: fed by the request log's one status-and-time wrapper
+    (``RequestLog(also=...)``: a second wrapper of its own cost every request a few us)."""
+
+    def __init__(self) -> None:
         # The labelled series, looked up once each (``labels()`` costs microseconds a request).
         self._counts: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-
-        def done(status: int, seconds: float) -> None:
-            count = self._counts.get((method, status))
-            if count is None:
-                count = self._counts[(method, status)] = HTTP_REQUESTS.labels(method, str(status))
-            latency = self._latency.get(method)
-            if latency is None:
-                latency = self._latency[method] = HTTP_LATENCY.labels(method)
-            count.inc()
-            latency.observe(seconds)
-
-        await observed(self.app, scope, receive, send, done)
+    def record(self, method: str, status: int, seconds: float) -> None:
+        count = self._counts.get((method, status))
+        if count is None:
+            count = self._counts[(method, status)] = HTTP_REQUESTS.labels(method, str(status))
+        latency = self._latency.get(method)
+        if latency is None:
+            latency = self._latency[method] = HTTP_LATENCY.labels(method)
+        count.inc()
+        latency.observe(seconds)

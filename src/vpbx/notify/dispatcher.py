@@ -48,7 +48,6 @@ log = logging.getLogger("vpbx.notify")
 
 OFF = "integration off"
 EXPIRED = "expired"  # an event past its lifetime: never sent
-DEPTH = 8  # claimed rows per domain, in multiples of its request concurrency
 LEASE_ROUNDS = 4  # request timeouts a claim outlasts (a crashed node's rows wait this long to be sent again)
 LAPSED = "lease lapsed"  # a claimed row whose lease would end before its request could: released, not sent
 COALESCE = 0.005  # seconds the flusher waits for more outcomes before a pass (at most per_domain of them)
@@ -119,7 +118,7 @@ class Dispatcher:
         # before that (a deeper claim keeps the requests busy while a pass runs: PostgreSQL's pass is tens of ms);
         # with one that hangs, a row whose lease would end before its request could is released, not sent, so a
         # lapsed claim another node may take is never posted twice.
-        self.depth = self.per_domain * DEPTH
+        self.depth = self.per_domain * repo.PassStore.CLAIM_ROUNDS  # the store's own, once started
         # Outcomes a pass waits for (at most COALESCE s): a pass's claim walks the rows in flight whatever it
         # records, so fewer, larger passes (half a domain's claimed depth: its requests stay busy meanwhile).
         self.coalesce = max(self.per_domain, self.depth // 2)
@@ -163,6 +162,8 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._store = repo.for_engine(self.runtime.engine, self.runtime.sessions)
+        self.depth = self.per_domain * self._store.CLAIM_ROUNDS
+        self.coalesce = max(self.per_domain, self.depth // 2)
         outbox.register(self.runtime.engine.sync_engine, self)
         self._loop_task = spawn(self._run(), name="vpbx-notify-claim")
         self._flush_task = spawn(self._flusher(), name="vpbx-notify-flush")

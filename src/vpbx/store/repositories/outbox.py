@@ -326,6 +326,10 @@ class IntegrationTarget:
 class PassStore:
     """Runs dispatcher passes on one backend; ``for_engine`` picks the fastest road it supports."""
 
+    # Rows a domain has claimed at most, in multiples of its request slots: enough to keep its requests busy
+    # while a pass runs. Deeper costs every claim a longer walk past the rows in flight (measured on SQLite).
+    CLAIM_ROUNDS = 4
+
     async def run(self, work: PassWork) -> PassResult:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -604,6 +608,7 @@ class PgPassStore(PassStore):
     per ``ANALYZE_EVERY`` seconds."""
 
     ANALYZE_EVERY = 60.0
+    CLAIM_ROUNDS = 8  # a pass is a round trip, tens of ms under load: measured 2.3k deliveries/s at 4, 3.1k at 8
     BACKLOG = 32  # rows claimed in one pass that say a backlog is there
 
     def __init__(self, engine: AsyncEngine) -> None:
