@@ -118,10 +118,7 @@ class Dispatcher:
         # before that (a deeper claim keeps the requests busy while a pass runs: PostgreSQL's pass is tens of ms);
         # with one that hangs, a row whose lease would end before its request could is released, not sent, so a
         # lapsed claim another node may take is never posted twice.
-        self.depth = self.per_domain * repo.PassStore.CLAIM_ROUNDS  # the store's own, once started
-        # Outcomes a pass waits for (at most COALESCE s): a pass's claim walks the rows in flight whatever it
-        # records, so fewer, larger passes (half a domain's claimed depth: its requests stay busy meanwhile).
-        self.coalesce = max(self.per_domain, self.depth // 2)
+        self._claim_rounds = repo.PassStore.CLAIM_ROUNDS  # the store's own, once started
         self.lease = timedelta(seconds=max(s.notify_lease, s.notify_timeout * (LEASE_ROUNDS + 1) + 1))
         self._post_time = timedelta(seconds=s.notify_timeout + 1)  # what a request may take, and a margin
         self.poll = s.notify_poll
@@ -162,8 +159,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._store = repo.for_engine(self.runtime.engine, self.runtime.sessions)
-        self.depth = self.per_domain * self._store.CLAIM_ROUNDS
-        self.coalesce = max(self.per_domain, self.depth // 2)
+        self._claim_rounds = self._store.CLAIM_ROUNDS
         outbox.register(self.runtime.engine.sync_engine, self)
         self._loop_task = spawn(self._run(), name="vpbx-notify-claim")
         self._flush_task = spawn(self._flusher(), name="vpbx-notify-flush")
@@ -201,6 +197,17 @@ class Dispatcher:
             await self.http.close()
         if self._store is not None:
             await self._store.close()
+
+    @property
+    def depth(self) -> int:
+        """Rows a domain holds claimed at most."""
+        return self.per_domain * self._claim_rounds
+
+    @property
+    def coalesce(self) -> int:
+        """Outcomes a pass waits for (at most COALESCE s): a pass's claim walks the rows in flight whatever it
+        records, so fewer, larger passes (half a domain's claimed depth: its requests stay busy meanwhile)."""
+        return max(self.per_domain, self.depth // 2)
 
     def wake(self) -> None:
         self._wake.set()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vpbx.store import changes
 from vpbx.store.base import UTCDateTime
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
+from vpbx.tasks import spawn
 
 log = logging.getLogger("vpbx.notify")
 
@@ -627,7 +628,7 @@ class PgPassStore(PassStore):
                 raise
         if len(result.rows) >= self.BACKLOG and time.monotonic() - self._analyzed > self.ANALYZE_EVERY:
             self._analyzed = time.monotonic()
-            self._analyze = asyncio.get_running_loop().create_task(self._analyze_outbox())
+            self._analyze = spawn(self._analyze_outbox(), name="vpbx-notify-analyze")
         return result
 
     async def _analyze_outbox(self) -> None:
