@@ -195,10 +195,7 @@ async def find_user(session: AsyncSession, domain_id: int, login_or_ext: str, *,
     if NUL in login_or_ext:
         return None
     rows = (await session.scalars(FIND_USER[lock], {"domain_id": domain_id, "key": login_or_ext})).all()
-    for row in rows:
-        if row.login == login_or_ext:
-            return row
-    return rows[0] if rows else None
+    return _by_key(rows, login_or_ext, "login")
 
 
 async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequence[str], *,
@@ -209,12 +206,7 @@ async def users_by_logins(session: AsyncSession, domain_id: int, logins: Sequenc
         return {}
     rows = (await session.scalars(USERS_BY_LOGINS[lock], {"domain_id": domain_id, "logins": logins,
                                                           "exts": logins})).all()
-    found: dict[str, User] = {}
-    for name in logins:
-        match = next((u for u in rows if u.login == name), None) or next((u for u in rows if u.ext == name), None)
-        if match is not None:
-            found[name] = match
-    return found
+    return _by_names(rows, logins)
 
 
 async def login_taken(session: AsyncSession, domain_id: int, login: str) -> bool:
@@ -251,12 +243,25 @@ async def read_user(reader: Reader, domain_id: int, login_or_ext: str) -> Row[An
 
 # --- employees and departments as plain rows (the write paths) ----------------------------------
 
-def _by_key(rows: Sequence[Row[Any]], key: str, attr: str) -> Row[Any] | None:
-    """002 §6/§8: the path's key is an id (login) or an extension; an id match wins."""
+def _by_key(rows: Sequence[R], key: str, attr: str) -> R | None:
+    """002 §6/§8: the path's key is an id (login) or an extension; an id match wins (objects or plain rows)."""
     for row in rows:
         if getattr(row, attr) == key:
             return row
     return rows[0] if rows else None
+
+
+_Employee = TypeVar("_Employee", User, Row[Any])  # an ORM object or a plain row of the users table
+
+
+def _by_names(rows: Sequence[_Employee], names: Sequence[str]) -> dict[str, _Employee]:
+    """Employees keyed by every login or extension given that names one; a login match wins."""
+    found: dict[str, _Employee] = {}
+    for name in names:
+        match = next((u for u in rows if u.login == name), None) or next((u for u in rows if u.ext == name), None)
+        if match is not None:
+            found[name] = match
+    return found
 
 
 async def user_row(session: AsyncSession, domain_id: int, login_or_ext: str, *, lock: Lock = None) -> Row[Any] | None:
@@ -275,12 +280,7 @@ async def user_rows_by_logins(session: AsyncSession, domain_id: int, logins: Seq
         return {}
     rows = (await session.execute(USER_ROWS_BY_LOGINS[lock], {"domain_id": domain_id, "logins": logins,
                                                               "exts": logins})).all()
-    found: dict[str, Row[Any]] = {}
-    for name in logins:
-        match = next((u for u in rows if u.login == name), None) or next((u for u in rows if u.ext == name), None)
-        if match is not None:
-            found[name] = match
-    return found
+    return _by_names(rows, logins)
 
 
 async def group_row(session: AsyncSession, domain_id: int, group_id: str, *, lock: Lock = None) -> Row[Any] | None:
@@ -414,10 +414,7 @@ async def find_group(session: AsyncSession, domain_id: int, group_id: str, *, lo
     if NUL in group_id:
         return None
     rows = (await session.scalars(FIND_GROUP[lock], {"domain_id": domain_id, "key": group_id})).all()
-    for row in rows:
-        if row.group_id == group_id:
-            return row
-    return rows[0] if rows else None
+    return _by_key(rows, group_id, "group_id")
 
 
 async def list_groups(session: AsyncSession, domain_id: int, page: Page) -> tuple[list[Group], int]:
