@@ -122,7 +122,8 @@ async def on_all(request: Request, runtime: Runtime) -> None:
     own = cluster_of(runtime)
     if own is None or request.headers.get(HEADER):
         return
-    others = [n for n in own.nodes if n.node_id != own.node.node_id and n.url]
+    # Read now, not the last step's view: a node that became ready since is one the request must reach.
+    others = [n for n in await own.live_nodes() if n.node_id != own.node.node_id and n.url]
     results = await asyncio.gather(*(_send(request, runtime, own, n.url, None, None) for n in others),
                                    return_exceptions=True)
     for node, result in zip(others, results, strict=True):

@@ -268,6 +268,12 @@ class Ownership:
 
     # --- finding owners -----------------------------------------------------------------------------------------
 
+    async def live_nodes(self) -> list[repo.Node]:
+        """The live nodes as the store sees them now: a node started since the last step is among them."""
+        async with self.db.connect() as conn:
+            self.nodes = await repo.live_nodes(conn, self.ttl)
+        return self.nodes
+
     async def refresh(self, domain_id: int) -> repo.Lease | None:
         async with self.db.connect() as conn:
             found = await repo.leases(conn, [domain_id])
