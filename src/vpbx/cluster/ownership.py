@@ -44,6 +44,15 @@ READY_WAIT = 10.0  # seconds a request waits for its domain's recovery on a node
 FORGET_NODES = 3600.0  # node rows silent this long are deleted
 
 
+def store_engine(url: str, ttl: float) -> AsyncEngine:
+    """The cluster's own connections to the store. A node cut off mid-step leaves its transaction idle on the
+    server, holding the lease rows it updated: the server ends it after half a lease, so the other nodes' claims
+    wait that long, not the hours TCP takes to notice (steps, claims and callbacks' writes are all short)."""
+    hold = {"idle_in_transaction_session_timeout": str(int(ttl * 500))}
+    return db.create_engine(url, pool_size=CONNECTIONS, max_overflow=2, pool_timeout=ttl,
+                            connect_args={"server_settings": hold})
+
+
 class Ownership:
     def __init__(self, runtime: Runtime, node: Node) -> None:
         self.rt = runtime
@@ -63,8 +72,7 @@ class Ownership:
         self.callbacks: Callbacks
 
     def _engine(self) -> AsyncEngine:
-        return db.create_engine(self.rt.engine.url.render_as_string(hide_password=False), pool_size=CONNECTIONS,
-                                max_overflow=2, pool_timeout=self.ttl)
+        return store_engine(self.rt.engine.url.render_as_string(hide_password=False), self.ttl)
 
     # --- life ---------------------------------------------------------------------------------------------------
 
