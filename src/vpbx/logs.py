@@ -83,6 +83,19 @@ class KeyValueFormatter(_SecondsCache):
         return line
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record (as logging's last-resort handler does), not the stream of
+    the moment of ``configure``: one that was replaced and closed since (a CLI run in-process, captured output)
+    would fail each record with "I/O operation on closed file"."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+
 def configure(level: str = "info", json: bool = False) -> None:
     """Send the ``vpbx`` loggers to stderr at ``level`` (one of ``LEVELS``), as text or JSON lines."""
     if level.lower() not in LEVELS:
@@ -91,7 +104,7 @@ def configure(level: str = "info", json: bool = False) -> None:
     # prints them, and an access line is written per request (the logging HOWTO's "Optimization").
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if json else KeyValueFormatter())
     root = logging.getLogger("vpbx")
     root.handlers[:] = [handler]
