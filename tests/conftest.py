@@ -66,3 +66,19 @@ def other_tenant(server: ServerThread) -> Iterator[Tenant]:
     t = create_tenant(server)
     yield t
     retire_tenant(server, t)
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_found() -> Iterator[None]:
+    """A test that runs ``vpbx serve`` in-process configures vpbx's loggers (stderr, info): the worker's later tests
+    would print their access lines into the run's output. Each test leaves them as it found them."""
+    import logging
+
+    names = ("vpbx", "uvicorn")
+    saved = [(logging.getLogger(n), logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+              logging.getLogger(n).propagate) for n in names]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
