@@ -3,7 +3,9 @@ with auth, on SQLite and on PostgreSQL, and the database connections the reads o
 
 For each backend: a store with the demo company plus ``--users`` more employees, a ``vpbx serve`` on it, and one
 bare Starlette app (uvicorn, uvloop, httptools, one process, like ``vpbx serve``) answering each path with the
-bytes vpbx answered, after checking the key (``X-API-KEY``, or the legacy ``token``). wrk (-c32) measures each
+bytes vpbx answered, after checking the key (``X-API-KEY``, or the legacy ``token``; in the form for the legacy
+commands POSTed as form fields, as the legacy API's clients send them, where the bare app reads the form with the
+same ``parse_qsl``). wrk (-c32) measures each
 path on both, alternating, in the same run, so the ratio holds on a noisy machine. On PostgreSQL the connections
 vpbx opens while measured (after a warm-up) are counted from ``pg_stat_database.sessions``.
 
@@ -33,26 +35,29 @@ KEY = "bench-key-0123456789abcdef"
 DOMAIN = "bench.local"
 V1 = "/crmapi/v1"
 LEGACY = "/sys/crm_api.wcgp"
-# (label, path with query); {token} is the domain's legacy token.
-READS = [
-    ("users", f"{V1}/users"),
-    ("users page", f"{V1}/users?start=10&limit=20"),
-    ("user", f"{V1}/users/ivan"),
-    ("groups", f"{V1}/groups"),
-    ("group", f"{V1}/groups/{{group}}"),
-    ("telnums", f"{V1}/telnums"),
-    ("telnum", f"{V1}/telnums/74951234567"),
-    ("caller-ids", f"{V1}/caller-ids"),
-    ("caller-ids/telnums", f"{V1}/caller-ids/telnums"),
-    ("blacklist", f"{V1}/blacklist/telnums"),
-    ("sip-registrations", f"{V1}/sip-registrations"),
-    ("legacy accounts", f"{LEGACY}?cmd=accounts&token={{token}}"),
-    ("legacy groups", f"{LEGACY}?cmd=groups&token={{token}}"),
+# (label, path with query, form body or None for a GET); {token} is the domain's legacy token.
+READS: list[tuple[str, str, str | None]] = [
+    ("users", f"{V1}/users", None),
+    ("users page", f"{V1}/users?start=10&limit=20", None),
+    ("user", f"{V1}/users/ivan", None),
+    ("groups", f"{V1}/groups", None),
+    ("group", f"{V1}/groups/{{group}}", None),
+    ("telnums", f"{V1}/telnums", None),
+    ("telnum", f"{V1}/telnums/74951234567", None),
+    ("caller-ids", f"{V1}/caller-ids", None),
+    ("caller-ids/telnums", f"{V1}/caller-ids/telnums", None),
+    ("blacklist", f"{V1}/blacklist/telnums", None),
+    ("sip-registrations", f"{V1}/sip-registrations", None),
+    ("legacy accounts", f"{LEGACY}?cmd=accounts&token={{token}}", None),
+    ("legacy groups", f"{LEGACY}?cmd=groups&token={{token}}", None),
+    ("legacy accounts POST", LEGACY, "cmd=accounts&token={token}"),
+    ("legacy groups POST", LEGACY, "cmd=groups&token={token}"),
 ]
 
 BARE_APP = textwrap.dedent(
     """
     import json, sys
+    from urllib.parse import parse_qsl
     import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import Response
@@ -64,6 +69,11 @@ BARE_APP = textwrap.dedent(
 
     async def app_route(request):
         path = request.url.path
+        if request.method == "POST":  # a legacy command in form fields
+            form = (await request.body()).decode()
+            if dict(parse_qsl(form, keep_blank_values=True)).get("token") != TOKEN:
+                return Response(DENIED, 401, media_type="application/json")
+            return Response(BODIES[(path, form)], media_type="application/json")
         if path == "/sys/crm_api.wcgp":
             if request.query_params.get("token") != TOKEN:
                 return Response(DENIED, 401, media_type="application/json")
@@ -72,19 +82,33 @@ BARE_APP = textwrap.dedent(
         return Response(BODIES[(path, request.url.query)], media_type="application/json")
 
     from starlette.routing import Route
-    app = Starlette(routes=[Route(p, app_route) for p in sorted({p for p, _ in BODIES})])
+    app = Starlette(routes=[Route(p, app_route, methods=["GET", "POST"]) for p in sorted({p for p, _ in BODIES})])
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", loop="uvloop",
                 http="httptools", access_log=False)
     """
 )
 
 
-def request(base: str, path: str, body: object = None) -> bytes:
-    req = urllib.request.Request(base + path, headers={"X-API-KEY": KEY, "Content-Type": "application/json"},
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 method="POST" if body is not None else "GET")
+def request(base: str, path: str, body: object = None, form: str | None = None) -> bytes:
+    """GET ``path``; POST ``body`` as JSON, or ``form`` as form fields."""
+    data: bytes | None = None
+    ctype = "application/json"
+    if form is not None:
+        data, ctype = form.encode(), "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(base + path, headers={"X-API-KEY": KEY, "Content-Type": ctype}, data=data,
+                                 method="POST" if data is not None else "GET")
     with urllib.request.urlopen(req, timeout=60) as r:
         return bytes(r.read())
+
+
+def post_script(tmp: Path, label: str, form: str) -> str:
+    """A wrk Lua script POSTing ``form`` (wrk's own requests are GETs)."""
+    script = tmp / f"wrk-{label.replace(' ', '-')}.lua"
+    script.write_text(f'wrk.method = "POST"\nwrk.body = "{form}"\n'
+                      'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+    return str(script)
 
 
 def measure(backend: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, float]] | None:
@@ -105,9 +129,12 @@ def measure(backend: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str
         request(base, f"{V1}/blacklist/telnums", [{"telnum": f"7999{i:07d}", "comment": "bench"} for i in range(20)])
         groups = json.loads(request(base, f"{V1}/groups"))["items"]
         legacy_token = _legacy_token(url, home)
-        paths = [(label, p.format(group=groups[0]["id"], token=legacy_token)) for label, p in READS]
-        answers = {p: request(base, p) for _, p in paths}
-        bodies = [(*p.partition("?")[::2], body.hex()) for p, body in answers.items()]
+        paths = [(label, p.format(group=groups[0]["id"], token=legacy_token),
+                  f.format(token=legacy_token) if f is not None else None) for label, p, f in READS]
+        answers = {(p, f): request(base, p, form=f) for _, p, f in paths}
+        bodies = [(p, f, body.hex()) if f is not None else (*p.partition("?")[::2], body.hex())
+                  for (p, f), body in answers.items()]
+        scripts = {label: post_script(tmp, f"{backend}-{label}", f) for label, _, f in paths if f is not None}
         spec = tmp / f"bare-{backend}.json"
         spec.write_text(json.dumps({"key": KEY, "token": legacy_token, "bodies": bodies}))
         bare_port = free_port()
@@ -115,19 +142,19 @@ def measure(backend: str, args: argparse.Namespace, tmp: Path) -> list[tuple[str
         try:
             bare_base = f"http://127.0.0.1:{bare_port}"
             wait_http(bare_base + paths[0][1], headers={"X-API-KEY": KEY})
-            for _, p in paths:  # the same bytes on both sides
-                with urllib.request.urlopen(urllib.request.Request(bare_base + p, headers={"X-API-KEY": KEY})) as r:
-                    assert r.read() == answers[p], p
-            for _, p in paths:  # warm-up: caches filled, the pool at its working size
-                wrk(base + p, 1, headers={"X-API-KEY": KEY})
+            for _, p, f in paths:  # the same bytes on both sides
+                assert request(bare_base, p, form=f) == answers[(p, f)], p
+            for label, p, _ in paths:  # warm-up: caches filled, the pool at its working size
+                wrk(base + p, 1, headers={"X-API-KEY": KEY}, script=scripts.get(label))
             time.sleep(1.5)
             sessions_before = pg_sessions(url) if backend == "postgres" else 0
             results = []
-            for label, p in paths:
+            for label, p, _ in paths:
                 ours, theirs = [], []
                 for _ in range(args.rounds):
-                    theirs.append(wrk(bare_base + p, args.seconds, headers={"X-API-KEY": KEY}))
-                    ours.append(wrk(base + p, args.seconds, headers={"X-API-KEY": KEY}))
+                    theirs.append(wrk(bare_base + p, args.seconds, headers={"X-API-KEY": KEY},
+                                      script=scripts.get(label)))
+                    ours.append(wrk(base + p, args.seconds, headers={"X-API-KEY": KEY}, script=scripts.get(label)))
                 results.append((label, sum(ours) / len(ours), sum(theirs) / len(theirs)))
             time.sleep(1.5)
             opened = pg_sessions(url) - sessions_before - 1 if backend == "postgres" else None

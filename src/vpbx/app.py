@@ -21,6 +21,7 @@ from vpbx.api import errors
 from vpbx.api.auth import AuthCache
 from vpbx.api.middleware import BodyLimit, HttpMetrics, PathAliases
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.clock import make_clock
 from vpbx.engine import recovery, traffic
 from vpbx.metrics import REGISTRY
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app = FastAPI(title="vpbx", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
+    app.router.route_class = Route  # the app's own routes (/healthz, /metrics, the docs) too
     app.state.runtime = runtime
     app.state.ready = False
     errors.install(app)

@@ -72,3 +72,50 @@ def test_deferred_routes_are_built_by_the_first_request_under_their_prefix() -> 
         assert client.post("/cab/save").text == "saved"
         assert client.get("/cab/none").status_code == 404
     assert built == [1]
+
+
+# --- the literal-head check (api.routing): what matches is what FastAPI's own matching says --------------------
+
+_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD")
+_VALUES = ("u100", "74951234567", "5", "a b", "")
+
+
+def _paths(route_path: str) -> set[str]:
+    """The route's path with each parameter filled by sample values, and its near misses: a trailing slash, a
+    segment more or less, another section's prefix."""
+    import re
+
+    filled = {re.sub(r"\{[^}]*\}", value, route_path) for value in _VALUES}
+    out = set(filled)
+    for p in filled:
+        out |= {p + "/", p.rstrip("/") + "/x", p.rsplit("/", 1)[0], p.upper(), "/crmapi/v2" + p[len("/crmapi/v1"):]}
+    return out
+
+
+def test_the_literal_head_never_changes_what_matches(server: ServerThread) -> None:
+    from vpbx.api.routing import Route as HeadRoute
+
+    routes = [r for r in server.app.routes if isinstance(r, HeadRoute)]
+    assert len(routes) > 140  # every operation but the cabinet's (built with their group) is one
+    paths = set().union(*(_paths(r.path) for r in routes)) | {"/", "/nope", "/crmapi/v1", "/crmapi/v1/", "/sys"}
+    for route in routes:
+        for path in paths:
+            for method in _METHODS:
+                for root in ("", "/pbx"):
+                    scope = {"type": "http", "method": method, "path": root + path, "root_path": root,
+                             "headers": [], "query_string": b""}
+                    ours, child = route.matches(dict(scope))
+                    theirs, their_child = APIRoute.matches(route, dict(scope))
+                    assert (ours, child.get("path_params")) == (theirs, their_child.get("path_params")), \
+                        (route.path, method, path)
+
+
+def test_a_404_and_the_slash_redirect_answer_as_before(server: ServerThread, tenant: Tenant) -> None:
+    """Every route is tried (twice: then for a trailing-slash redirect) before a 404, each telling "not me" from its
+    literal head: the answer is still the documents' 404, and a path one slash off still redirected."""
+    r = tenant.client.get("/crmapi/v1/no-such-section")
+    assert r.status_code == 404, r.text
+    assert r.json() == {"message": "Not found"}
+    r = tenant.client.get("/crmapi/v1/users/", follow_redirects=False)  # the slash redirect still found
+    assert r.status_code == 307, r.text
+    assert r.headers["location"].endswith("/crmapi/v1/users")

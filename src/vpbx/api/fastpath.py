@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vpbx.api import reads
 from vpbx.api.auth import Principal, check_host, principal_for
@@ -133,6 +133,49 @@ def _query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
     return query if query.keys() <= allowed else None
 
 
+LEGACY_NAMES = frozenset({"cmd", "token", "user", "group_id", "group"})
+_FORM = b"application/x-www-form-urlencoded"
+
+
+def _form(scope: Scope, body: bytes) -> dict[str, str] | None:
+    """The query string and the urlencoded form (a field overrides the query's, as ``api.legacy._params`` merges
+    them), or None when FastAPI should read them (another content type, bytes that are not UTF-8, a name this
+    path does not take)."""
+    ctype = _header(scope, b"content-type").encode("latin-1").lower()
+    if ctype and not ctype.startswith(_FORM):
+        return None
+    params = _query(scope["query_string"], LEGACY_NAMES)
+    if params is None:
+        return None
+    try:
+        fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    params.update(fields)
+    return params if params.keys() <= LEGACY_NAMES else None
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The request's whole body, and a ``receive`` that gives it again (then the client's further messages)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: FastAPI sees it as it would have
+            first: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            first = []
+            break
+    body = b"".join(chunks)
+    given = [{"type": "http.request", "body": body, "more_body": False}, *first]
+
+    async def replay() -> Message:
+        return given.pop(0) if given else await receive()
+
+    return body, replay
+
+
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope["headers"]:
         if key == name:
@@ -156,13 +199,19 @@ class FastReads:
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if scope["method"] == "POST" and path == LEGACY_PATH:
+            await self._legacy_post(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
         try:
             if path == LEGACY_PATH:
-                status, body = await self._legacy(scope)
+                status, body = await self._legacy(scope, _query(scope["query_string"], LEGACY_NAMES))
             elif path.startswith(V1):
                 status, body = await self._v1(scope, path)
             else:
@@ -195,9 +244,21 @@ class FastReads:
         except Exception:  # not found, a value to refuse: FastAPI's endpoint answers it in its documented form
             raise _Fallthrough from None
 
-    async def _legacy(self, scope: Scope) -> tuple[int, bytes]:
-        """000 §5.1 ``accounts`` and §5.2 ``groups`` given in the query string (``api.legacy`` for the rest)."""
-        query = _query(scope["query_string"], frozenset({"cmd", "token", "user", "group_id", "group"}))
+    async def _legacy_post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The same commands POSTed as form fields, as the legacy API's clients send them (``api.legacy._params``
+        reads such a form the same way). The body is read here (the size limit, outside, has bounded it) and
+        handed on unchanged to FastAPI for anything else."""
+        body, replay = await _buffered(receive)
+        try:
+            status, answer = await self._legacy(scope, _form(scope, body))
+        except _Fallthrough:
+            await self.app(scope, replay, send)
+            return
+        await _answer(send, status, answer)
+
+    async def _legacy(self, scope: Scope, query: dict[str, str] | None) -> tuple[int, bytes]:
+        """000 §5.1 ``accounts`` and §5.2 ``groups`` (``api.legacy`` for the rest): ``query``, the parameters given,
+        or None when FastAPI should read them."""
         if query is None:
             raise _Fallthrough
         cmd = query.get("cmd", "").strip().lower()

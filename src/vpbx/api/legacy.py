@@ -31,6 +31,7 @@ from vpbx.api import reads
 from vpbx.api.auth import check_host, get_runtime
 from vpbx.api.errors import ApiError
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.domain.phone import InvalidNumber, normalize_number
 from vpbx.runtime import Runtime
 from vpbx.services import history, legacy, users
@@ -41,7 +42,7 @@ CSV_TYPE = "text/csv; charset=utf-8"
 INVALID_PARAMETERS = {"error": "Invalid parameters"}
 INVALID_TOKEN = {"error": "Invalid token"}
 
-router = APIRouter(tags=["Legacy API"])
+router = APIRouter(tags=["Legacy API"], route_class=Route)
 
 
 class _BadRequest(Exception):
@@ -240,24 +241,26 @@ async def serve(request: Request, runtime: Runtime) -> Response:
         params = await _params(request)
     except _BadRequest:
         return json_response(INVALID_PARAMETERS, 400)
-    async with runtime.sessions() as session:
-        caller = await legacy.caller(session, params.get("token"))
-        if caller is None:
-            return json_response(INVALID_TOKEN, 401)
-        try:
-            await check_host(runtime, _principal_view(caller), request.headers.get("host", ""))
-        except ApiError:
-            return json_response(INVALID_TOKEN, 401)
-        command = COMMANDS.get((params.get("cmd") or "").strip().lower())
-        # The request log names the domain and the command (vpbx.logs.RequestLog); never the token.
-        request.state.principal, request.state.cmd = caller, (params.get("cmd") or "").strip()[:64]
-        if command is None or request.method not in command[1]:
-            return json_response(INVALID_PARAMETERS, 400)
-        if command[0] is make_call:  # a cluster runs it on the domain's owner (the form as parsed: read once)
-            from vpbx.cluster.forward import on_owner
+    # The token's domain as the fast GETs read it (api.fastpath): cached until an access change (a token
+    # regenerated, the integration switched off) is committed by any process, then read again.
+    caller = await runtime.auth.legacy_caller(runtime, params.get("token"))
+    if caller is None:
+        return json_response(INVALID_TOKEN, 401)
+    try:
+        await check_host(runtime, _principal_view(caller), request.headers.get("host", ""))
+    except ApiError:
+        return json_response(INVALID_TOKEN, 401)
+    command = COMMANDS.get((params.get("cmd") or "").strip().lower())
+    # The request log names the domain and the command (vpbx.logs.RequestLog); never the token.
+    request.state.principal, request.state.cmd = caller, (params.get("cmd") or "").strip()[:64]
+    if command is None or request.method not in command[1]:
+        return json_response(INVALID_PARAMETERS, 400)
+    if command[0] is make_call:  # a cluster runs it on the domain's owner (the form as parsed: read once)
+        from vpbx.cluster.forward import on_owner
 
-            await on_owner(request, runtime, caller.domain_id, body=urlencode(params).encode(),
-                           content_type="application/x-www-form-urlencoded")
+        await on_owner(request, runtime, caller.domain_id, body=urlencode(params).encode(),
+                       content_type="application/x-www-form-urlencoded")
+    async with runtime.sessions() as session:  # no connection is taken until a command reads or writes
         try:
             return await command[0](Ctx(runtime, session, caller, params))
         except ServiceError:

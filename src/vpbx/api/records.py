@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from vpbx.api.auth import api_key_header, check_host, get_runtime, principal_for
 from vpbx.api.errors import ERROR_RESPONSES, ApiError
+from vpbx.api.routing import Route
 from vpbx.engine import records
 from vpbx.runtime import Runtime
 from vpbx.services import audio
@@ -31,7 +32,7 @@ from vpbx.telephony.media.objectstore import ObjectStoreError
 from vpbx.telephony.media.recordings import RecordingStore, Stored
 
 log = logging.getLogger("vpbx.media")
-router = APIRouter(tags=["Recordings"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["Recordings"], responses=ERROR_RESPONSES, route_class=Route)
 
 _STORE = "recording-store"
 MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from vpbx.api.auth import OPERATOR_ONLY, Principal, authenticate, get_runtime, require_operator
 from vpbx.api.errors import SIM_RESPONSES, ApiError
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.cluster.forward import owner_gate
 from vpbx.domain.history import iso
 from vpbx.engine import CallEngine, CallError, engine_of
@@ -19,7 +20,7 @@ from vpbx.services import tenancy
 from vpbx.telephony.sim import DEVICE_ACTIONS, EXTERNAL_ACTIONS, Auto, SimTelephony
 
 # The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
-router = APIRouter(prefix="/sim/v1", tags=["Simulator"], responses=SIM_RESPONSES,
+router = APIRouter(prefix="/sim/v1", route_class=Route, tags=["Simulator"], responses=SIM_RESPONSES,
                    dependencies=[Depends(owner_gate)])
 
 

@@ -16,11 +16,12 @@ from vpbx.api.deps import get_session
 from vpbx.api.errors import SIM_RESPONSES
 from vpbx.api.pagination import envelope, id_path, start_query
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.notify import deliveries
 from vpbx.runtime import Runtime
 from vpbx.store.paging import Page
 
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: CRM deliveries"], responses=SIM_RESPONSES)
+router = APIRouter(prefix="/sim/v1", route_class=Route, tags=["Simulator: CRM deliveries"], responses=SIM_RESPONSES)
 
 
 class TestLoad(BaseModel):

@@ -11,13 +11,14 @@ from starlette.responses import Response
 from vpbx.api.auth import Principal, authenticate, get_runtime
 from vpbx.api.errors import SIM_RESPONSES, ApiError
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.cluster.forward import owner_gate
 from vpbx.engine import CallError, engine_of, traffic
 from vpbx.runtime import Runtime
 from vpbx.services import tenancy
 
 # The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: generated traffic"], responses=SIM_RESPONSES,
+router = APIRouter(prefix="/sim/v1", route_class=Route, tags=["Simulator: generated traffic"], responses=SIM_RESPONSES,
                    dependencies=[Depends(owner_gate)])
 
 MAX_CPM = 60_000.0

@@ -14,6 +14,7 @@ from vpbx.api.auth import Principal, authenticate, get_runtime
 from vpbx.api.deps import get_session
 from vpbx.api.errors import SIM_RESPONSES
 from vpbx.api.responses import json_response
+from vpbx.api.routing import Route
 from vpbx.api.v1.sipregs import path_telnum
 from vpbx.cluster.forward import owner_gate
 from vpbx.runtime import Runtime
@@ -21,7 +22,7 @@ from vpbx.schemas.sipregs import SimTrunkStatus, SipRegOut
 from vpbx.services import sipregs
 
 # The engine's commands run on the domain's owner (a cluster forwards them; one process: a no-op).
-router = APIRouter(prefix="/sim/v1", tags=["Simulator: SIP registrations"], responses=SIM_RESPONSES,
+router = APIRouter(prefix="/sim/v1", route_class=Route, tags=["Simulator: SIP registrations"], responses=SIM_RESPONSES,
                    dependencies=[Depends(owner_gate)])
 
 

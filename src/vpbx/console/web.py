@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from pydantic import ValidationError
@@ -24,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from vpbx.api.auth import Principal, role_rights
 from vpbx.api.errors import pydantic_errors
+from vpbx.api.routing import Route
 from vpbx.console import PREFIX
 from vpbx.console.messages import DEFAULT, LANGUAGES, translate
 from vpbx.runtime import Runtime
@@ -189,7 +189,7 @@ def redirect(path: str, request: Request | None = None) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(Route):
     """Cabinet routes answer in HTML: sign-in redirects, 403/404 pages; the API's JSON handlers stay the API's."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

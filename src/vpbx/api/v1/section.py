@@ -10,10 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vpbx.api.errors import ERROR_RESPONSES
+from vpbx.api.routing import Route
 
 PREFIX = "/crmapi/v1"
 
 
 def section(tag: str) -> APIRouter:
     """The router of one section: its operations under ``PREFIX``, documented with every 002 §3.3 answer."""
-    return APIRouter(prefix=PREFIX, tags=[tag], responses=ERROR_RESPONSES)
+    return APIRouter(prefix=PREFIX, tags=[tag], responses=ERROR_RESPONSES, route_class=Route)
