@@ -39,6 +39,7 @@ LEGACY = "/sys/crm_api.wcgp"
 READS: list[tuple[str, str, str | None]] = [
     ("users", f"{V1}/users", None),
     ("users page", f"{V1}/users?start=10&limit=20", None),
+    ("users with status", f"{V1}/users?with=status", None),
     ("user", f"{V1}/users/ivan", None),
     ("groups", f"{V1}/groups", None),
     ("group", f"{V1}/groups/{{group}}", None),

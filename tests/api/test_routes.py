@@ -4,6 +4,7 @@ included routers walked per request), and the cabinet's built on the first reque
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi.routing import APIRoute
 from starlette.applications import Starlette
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from vpbx.api.deferred import DeferredRoutes
 from vpbx.app import create_app
+from vpbx.settings import Settings
 from vpbx.testing.server import ServerThread, Tenant
 
 
@@ -76,7 +78,7 @@ def test_deferred_routes_are_built_by_the_first_request_under_their_prefix() -> 
 
 # --- the literal-head check (api.routing): what matches is what FastAPI's own matching says --------------------
 
-_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD")
+_METHODS = ("GET", "POST", "DELETE")
 _VALUES = ("u100", "74951234567", "5", "a b", "")
 
 
@@ -92,10 +94,11 @@ def _paths(route_path: str) -> set[str]:
     return out
 
 
-def test_the_literal_head_never_changes_what_matches(server: ServerThread) -> None:
+def test_the_literal_head_never_changes_what_matches(tmp_path: Path) -> None:
     from vpbx.api.routing import Route as HeadRoute
 
-    routes = [r for r in server.app.routes if isinstance(r, HeadRoute)]
+    app = create_app(Settings(home=tmp_path, demo=False))  # the routes are the same on every backend
+    routes = [r for r in app.routes if isinstance(r, HeadRoute)]
     assert len(routes) > 140  # every operation but the cabinet's (built with their group) is one
     paths = set().union(*(_paths(r.path) for r in routes)) | {"/", "/nope", "/crmapi/v1", "/crmapi/v1/", "/sys"}
     for route in routes:

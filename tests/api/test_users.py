@@ -501,3 +501,40 @@ def test_nul_characters(tenant: Tenant) -> None:
     r = c.get(USERS, params={"search": "\x00"})
     assert r.status_code == 200
     assert (r.json()["items"], r.json()["info"]["total"]) == ([], 0)
+
+
+def test_status_is_live_while_the_employees_are_kept(server: ServerThread, tenant: Tenant,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``with=status`` is answered from the kept employees (no store read while nothing is configured) with each
+    registration as it is at that request, the same bytes as FastAPI's endpoint (an extra query parameter, which
+    the endpoint ignores, sends the request there)."""
+    did = domain_id(server, tenant)
+
+    def status_of(login: str, path: str = USERS, extra: dict[str, str] | None = None) -> str:
+        fast = tenant.client.get(path, params={"with": "status"})
+        slow = tenant.client.get(path, params={"with": "status", "x": "1", **(extra or {})})
+        assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+        assert fast.content == slow.content
+        body = fast.json()
+        return str(next(u for u in body["items"] if u["login"] == login)["status"] if "items" in body
+                   else body["status"])
+
+    from vpbx.api import reads
+
+    assert status_of("admin") == status_of("admin", f"{USERS}/admin") == "offline"
+    loads: list[str] = []
+    for name in ("list_users", "read_user"):
+        def counted(*args: Any, _real: Any = getattr(reads.directory, name), _name: str = name) -> Any:
+            loads.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(reads.directory, name, counted)
+    server.runtime.telephony.set_registered(did, "admin", True)
+    try:
+        assert status_of("admin") == status_of("admin", f"{USERS}/admin") == "online"
+        assert loads == []  # the kept rows served it: nothing read from the store
+    finally:
+        server.runtime.telephony.set_registered(did, "admin", False)
+    assert status_of("admin") == "offline"
+    r = tenant.client.get(USERS, params={"with": "nope"})
+    assert r.status_code == 400, r.text

@@ -48,6 +48,13 @@ class Ask:
         return Page(search=self.query.get("search", ""), start=_integer(start, MAX_INT) if start is not None else 0,
                     limit=_integer(limit, MAX_LIMIT) if limit is not None else None)
 
+    def status(self) -> str | None:
+        """``with``: absent, or ``status`` (the live registrations); any other value is FastAPI's 400."""
+        value = self.query.get("with")
+        if value not in (None, "status"):
+            raise _Fallthrough
+        return value
+
     def without(self, name: str) -> None:
         if name in self.query:
             raise _Fallthrough
@@ -73,13 +80,11 @@ PAGE = frozenset({"search", "start", "limit"})
 
 
 async def _users(rt: Runtime, p: Principal, a: Ask) -> bytes:
-    a.without("with")  # with=status: live state, FastAPI's endpoint (which builds it each time)
-    return await reads.users_list(rt, p.domain_id, a.page(), None)
+    return await reads.users_list(rt, p.domain_id, a.page(), a.status())
 
 
 async def _user(rt: Runtime, p: Principal, a: Ask) -> bytes:
-    a.without("with")
-    return await reads.user_one(rt, p.domain_id, a.segment, None)
+    return await reads.user_one(rt, p.domain_id, a.segment, a.status())
 
 
 async def _blacklist(rt: Runtime, p: Principal, a: Ask) -> bytes:

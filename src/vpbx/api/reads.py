@@ -43,31 +43,51 @@ def _status(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> 
 
 # --- 6. Сотрудники ------------------------------------------------------------------------------------------------
 
+async def _user_items(runtime: Runtime, domain_id: int, page: Page) -> tuple[list[dict[str, Any]], int]:
+    """A page of employees as 6.1 lists them, kept until a configuration change (their status is not in it)."""
+
+    async def load() -> tuple[list[dict[str, Any]], int]:
+        rows, total = await directory.list_users(runtime.reader, domain_id, page)
+        return [users.user_out(u) for u in rows], total
+
+    return await runtime.reader.cached(("user items", domain_id, page), load)
+
+
+def _with_status(runtime: Runtime, domain_id: int, item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` and its live status (last, as ``users.user_out`` puts it): read at each request, never kept."""
+    return {**item, "status": _status(runtime, domain_id, item["login"], "status")}
+
+
 async def users_list(runtime: Runtime, domain_id: int, page: Page, with_: str | None) -> bytes:
-    """6.1. ``with=status`` adds live state: built for each request, never kept."""
+    """6.1. ``with=status``: the kept employees, each with its registration as it is now."""
+    if with_ == "status":
+        items, total = await _user_items(runtime, domain_id, page)
+        return orjson.dumps(envelope([_with_status(runtime, domain_id, i) for i in items], page, total))
 
     async def build() -> bytes:
-        rows, total = await directory.list_users(runtime.reader, domain_id, page)
-        items = [users.user_out(u, _status(runtime, domain_id, u.login, with_)) for u in rows]
+        items, total = await _user_items(runtime, domain_id, page)
         return orjson.dumps(envelope(items, page, total))
 
-    if with_ == "status":
-        return await build()
     return await runtime.reader.cached(("users", domain_id, page), build)
 
 
 async def user_one(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> bytes:
-    """6.2."""
+    """6.2. ``with=status`` as in 6.1."""
 
-    async def build() -> bytes:
+    async def load() -> dict[str, Any]:
         user = await directory.read_user(runtime.reader, domain_id, login)
         if user is None:
             raise NotFound("user")
-        return orjson.dumps(users.user_out(user, _status(runtime, domain_id, user.login, with_)))
+        return users.user_out(user)
 
+    item = await runtime.reader.cached(("user item", domain_id, login), load)
     if with_ == "status":
-        return await build()
-    return await runtime.reader.cached(("user", domain_id, login), build)
+        return orjson.dumps(_with_status(runtime, domain_id, item))
+    return await runtime.reader.cached(("user", domain_id, login), lambda: _dumps(item))
+
+
+async def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
 
 
 # --- 8. Отделы ------------------------------------------------------------------------------------------------------
