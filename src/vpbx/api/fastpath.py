@@ -139,14 +139,14 @@ def _query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
 
 
 LEGACY_NAMES = frozenset({"cmd", "token", "user", "group_id", "group"})
-_FORM = b"application/x-www-form-urlencoded"
+_FORM = "application/x-www-form-urlencoded"
 
 
 def _form(scope: Scope, body: bytes) -> dict[str, str] | None:
     """The query string and the urlencoded form (a field overrides the query's, as ``api.legacy._params`` merges
     them), or None when FastAPI should read them (another content type, bytes that are not UTF-8, a name this
     path does not take)."""
-    ctype = _header(scope, b"content-type").encode("latin-1").lower()
+    ctype = _header(scope, b"content-type").lower()
     if ctype and not ctype.startswith(_FORM):
         return None
     params = _query(scope["query_string"], LEGACY_NAMES)

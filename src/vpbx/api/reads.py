@@ -71,8 +71,8 @@ async def users_list(runtime: Runtime, domain_id: int, page: Page, with_: str | 
     return await runtime.reader.cached(("users", domain_id, page), build)
 
 
-async def user_one(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> bytes:
-    """6.2. ``with=status`` as in 6.1."""
+async def _user_item(runtime: Runtime, domain_id: int, login: str) -> dict[str, Any]:
+    """One employee as 6.2 shows it, kept until a configuration change (its status is not in it)."""
 
     async def load() -> dict[str, Any]:
         user = await directory.read_user(runtime.reader, domain_id, login)
@@ -80,14 +80,18 @@ async def user_one(runtime: Runtime, domain_id: int, login: str, with_: str | No
             raise NotFound("user")
         return users.user_out(user)
 
-    item = await runtime.reader.cached(("user item", domain_id, login), load)
+    return await runtime.reader.cached(("user item", domain_id, login), load)
+
+
+async def user_one(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> bytes:
+    """6.2. ``with=status`` as in 6.1."""
     if with_ == "status":
-        return orjson.dumps(_with_status(runtime, domain_id, item))
-    return await runtime.reader.cached(("user", domain_id, login), lambda: _dumps(item))
+        return orjson.dumps(_with_status(runtime, domain_id, await _user_item(runtime, domain_id, login)))
 
+    async def build() -> bytes:
+        return orjson.dumps(await _user_item(runtime, domain_id, login))
 
-async def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
+    return await runtime.reader.cached(("user", domain_id, login), build)
 
 
 # --- 8. Отделы ------------------------------------------------------------------------------------------------------
