@@ -10,6 +10,7 @@ A missing object raises the service's ``NotFound`` as before and is not kept.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,12 +44,26 @@ def _status(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> 
 
 # --- 6. Сотрудники ------------------------------------------------------------------------------------------------
 
-async def _user_items(runtime: Runtime, domain_id: int, page: Page) -> tuple[list[dict[str, Any]], int]:
-    """A page of employees as 6.1 lists them, kept until a configuration change (their status is not in it)."""
+@dataclass(slots=True)
+class _Users:
+    """A page of employees as 6.1 lists them, kept until a configuration change (their status is not in it), and
+    the ``with=status`` body last built from it with the set of registered logins it was built for: statuses
+    change with registrations, not per request, so a poll whose registrations are unchanged is one set lookup per
+    employee and no encoding (the body goes when the page does)."""
 
-    async def load() -> tuple[list[dict[str, Any]], int]:
+    items: list[dict[str, Any]]
+    total: int
+    logins: list[str]
+    online: frozenset[str] | None = None
+    body: bytes = b""
+
+
+async def _user_items(runtime: Runtime, domain_id: int, page: Page) -> _Users:
+
+    async def load() -> _Users:
         rows, total = await directory.list_users(runtime.reader, domain_id, page)
-        return [users.user_out(u) for u in rows], total
+        items = [users.user_out(u) for u in rows]
+        return _Users(items, total, [i["login"] for i in items])
 
     return await runtime.reader.cached(("user items", domain_id, page), load)
 
@@ -61,12 +76,19 @@ def _with_status(runtime: Runtime, domain_id: int, item: dict[str, Any]) -> dict
 async def users_list(runtime: Runtime, domain_id: int, page: Page, with_: str | None) -> bytes:
     """6.1. ``with=status``: the kept employees, each with its registration as it is now."""
     if with_ == "status":
-        items, total = await _user_items(runtime, domain_id, page)
-        return orjson.dumps(envelope([_with_status(runtime, domain_id, i) for i in items], page, total))
+        kept = await _user_items(runtime, domain_id, page)
+        # No await from here on: the page and its body change together.
+        online = frozenset(runtime.telephony.registered_of(domain_id, kept.logins))
+        if online != kept.online:
+            kept.body = orjson.dumps(envelope(
+                [{**i, "status": "online" if i["login"] in online else "offline"} for i in kept.items],
+                page, kept.total))
+            kept.online = online
+        return kept.body
 
     async def build() -> bytes:
-        items, total = await _user_items(runtime, domain_id, page)
-        return orjson.dumps(envelope(items, page, total))
+        kept = await _user_items(runtime, domain_id, page)
+        return orjson.dumps(envelope(kept.items, page, kept.total))
 
     return await runtime.reader.cached(("users", domain_id, page), build)
 
