@@ -13,11 +13,13 @@ import os
 import random
 import time
 from collections import Counter
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
-from vpbx.services import numbers, tenancy
+from vpbx.services import groups, numbers, tenancy, users
 from vpbx.services.errors import Invalid
 from vpbx.store.tables import Extension, Group, User
 from vpbx.testing.server import ServerThread, Tenant
@@ -80,6 +82,53 @@ def test_concurrent_creations_without_ext_get_distinct_extensions(server: Server
     assert len(set(exts)) == 64
     assert all(r.json()["login"] == "u" + r.json()["ext"] for r in users)  # 002 §6.3 "u + ext"
     assert_one_namespace(server, tenant)
+
+
+class _Unseen(dict[int, set[str]]):
+    """The extensions this process's creations hold, as another process's creations see them: none."""
+
+    def setdefault(self, key: int, default: set[str] | None = None) -> set[str]:
+        return set()
+
+
+def test_creations_of_other_processes_are_settled_by_the_keys(server: ServerThread, tenant: Tenant, backend: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What one process's creations hold is not seen by another's (workers, nodes, the CLI): there the database's
+    keys decide, the losers try again, and every creation still gets its own extension. Each creation here picks
+    as if the others were in other processes; on PostgreSQL they collide (the same lowest free one) and retry."""
+    monkeypatch.setattr(users, "_CLAIMING", _Unseen())
+    lost: list[str] = []
+
+    def counted(module: Any) -> Any:
+        real = module.claimed
+
+        async def claimed(*args: Any) -> Any:
+            row = await real(*args)
+            if row is None:
+                lost.append(args[2])
+            return row
+
+        return claimed
+
+    monkeypatch.setattr(users, "claimed", counted(users))
+    monkeypatch.setattr(groups, "claimed", counted(groups))
+    test_concurrent_creations_without_ext_get_distinct_extensions(server, tenant)
+    if backend == "postgres":
+        assert lost, "no creation lost a race: the keys' path was not taken"
+
+
+def test_picked_extensions_are_let_go_when_their_transaction_ends(tenant: Tenant) -> None:
+    """A creation's pick is held only while its transaction is open: committed, or refused after the pick (a
+    login taken), nothing stays held, and the next creation gets the lowest free extension."""
+    c = tenant.client
+    c.post(f"{V1}/users", json={"name": "Логин", "login": "taken"}).raise_for_status()
+    r = c.post(f"{V1}/users", json={"name": "Второй", "login": "taken"})
+    assert_validation(r, "login")
+    assert users._CLAIMING == {}
+    first = c.post(f"{V1}/users", json={"name": "Первый"}).json()["ext"]
+    assert users._CLAIMING == {}
+    c.delete(f"{V1}/users/u{first}").raise_for_status()
+    assert c.post(f"{V1}/users", json={"name": "Снова"}).json()["ext"] == first
 
 
 def test_name_alone_works_after_an_extension_change(tenant: Tenant) -> None:

@@ -170,7 +170,7 @@ async def create(session: AsyncSession, domain: Domain, data: GroupCreate, now: 
                 raise Invalid("ext", f"extension {data.ext} is taken")
             ext = data.ext
         else:
-            ext = pick_free(await repo.used_extensions(session, domain.id), attempt)
+            ext = pick_free(session, domain.id, await repo.used_extensions(session, domain.id), attempt)
         values: dict[str, Any] = {
             "domain_id": domain.id,
             "group_id": group_id or f"g_{uuid.uuid4()}",

@@ -8,9 +8,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from vpbx.domain.extensions import next_free
 from vpbx.domain.rights import BUILTIN_ROLES
@@ -87,19 +88,41 @@ async def claim_ext(session: AsyncSession, domain_id: int, ext: str, kind: str, 
 
 # The extension 002 §6.3 chooses "from the free ones" (for an employee without a login, one whose default login
 # ``u<ext>`` is free too: an employee whose extension changed keeps their old login) is claimed through the
-# database's keys (the extensions table, the employees' login and extension), with no lock: on PostgreSQL
-# concurrent creations may pick the same, one wins and the others try again, each further attempt picking among
-# more of the lowest free ones (they spread out).
+# database's keys (the extensions table, the employees' login and extension), with no lock. Creations in flight in
+# this process hold what they picked until their transaction ends, so a concurrent one here picks the next free
+# extension at once: left to the keys, on PostgreSQL it picked the same one, waited for the first creation's commit
+# to learn it lost, then tried again (32 concurrent creations queued one behind the other: a create's p50 was 141 ms
+# against 39 for an update). Creations of other processes (workers, nodes, the CLI) are still settled by the keys:
+# one wins and the others try again, each further attempt picking among more of the lowest free ones.
 CLAIM_ATTEMPTS = 64
+_CLAIMING: dict[int, set[str]] = {}  # domain id -> extensions this process's open creations picked
+_PICKED = "vpbx.picked_extensions"
 
 
-def pick_free(used: set[str], attempt: int) -> str:
-    taken = set(used)
+def pick_free(session: AsyncSession, domain_id: int, used: set[str], attempt: int) -> str:
+    """A free extension for a creation in ``session``'s transaction, held from this process's other creations
+    until that transaction ends."""
+    claiming = _CLAIMING.setdefault(domain_id, set())
+    taken = used | claiming
     ext = next_free(taken)
     for _ in range(random.randrange(4 * attempt) if attempt else 0):
         taken.add(ext)
         ext = next_free(taken)
+    claiming.add(ext)
+    session.info.setdefault(_PICKED, []).append((domain_id, ext))
     return ext
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_picked(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None:  # a savepoint: the transaction (and what it inserted) goes on
+        return
+    for domain_id, ext in session.info.pop(_PICKED, ()):
+        claiming = _CLAIMING.get(domain_id)
+        if claiming is not None:
+            claiming.discard(ext)
+            if not claiming:
+                del _CLAIMING[domain_id]
 
 
 def claiming(session: AsyncSession) -> AbstractAsyncContextManager[object]:
@@ -153,7 +176,7 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
             ext = data.ext
         else:
             used = await repo.used_extensions(session, domain.id, with_default_logins=data.login is None)
-            ext = pick_free(used, attempt)
+            ext = pick_free(session, domain.id, used, attempt)
         login = data.login or f"u{ext}"
         if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
             raise Invalid("login", f"login '{login}' is taken")
