@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -95,9 +96,46 @@ async def hash_password_async(password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(_POOL, hash_password, password)
 
 
+# Generated passwords' hashes are made ahead, a batch at a time in the hashing pool, and a creation takes one from
+# the stock: it never waits for the pool. Measured on PostgreSQL at 32 concurrent writers: a create that handed its
+# hash to the pool waited a turn of the busy event loop and of the GIL for 0.5 ms of hashing (p50 95 ms against
+# 52 taking one ready; 555 against 694 writes/s). Only hashes are kept; each password is dropped once hashed.
+STOCK_LOW, STOCK_BATCH = 16, 32
+_stock: list[str] = []
+_refill: Future[list[str]] | None = None
+_refill_lock = threading.Lock()
+
+
+def _generated_batch(n: int) -> list[str]:
+    return [GENERATED_HASHER.hash(new_password()) for _ in range(n)]
+
+
+def _stock_up(done: Future[list[str]]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        _stock.extend(done.result())
+
+
+def _refilling() -> Future[list[str]]:
+    """The batch being made, started if none is (a thread's future: any event loop may wait for it)."""
+    global _refill
+    with _refill_lock:
+        if _refill is None or _refill.done():
+            _refill = _POOL.submit(_generated_batch, STOCK_BATCH)
+            _refill.add_done_callback(_stock_up)  # before any waiter's: the stock is filled when they wake
+        return _refill
+
+
 async def generated_password_hash_async() -> str:
     """The hash of a freshly generated password that nobody is told (002 §6.3's default)."""
-    return await asyncio.get_running_loop().run_in_executor(_POOL, GENERATED_HASHER.hash, new_password())
+    while True:
+        try:
+            hashed = _stock.pop()
+        except IndexError:  # the first creation, or a burst past the stock: wait for the batch
+            await asyncio.wrap_future(_refilling())
+            continue
+        if len(_stock) < STOCK_LOW:
+            _refilling()
+        return hashed
 
 
 async def check_password_async(password: str, stored: str) -> bool:

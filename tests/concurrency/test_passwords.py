@@ -74,3 +74,31 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     assert len(set(results)) == 5
     assert threads and all(name.startswith("vpbx-hash") for name in threads)
     assert await security.check_password_async("pw0", results[0])
+
+
+async def test_generated_hashes_are_made_ahead_in_the_pool_and_never_handed_out_twice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Employees created without a password take a hash made ahead (a creation never waits for the pool while the
+    stock lasts); each is taken once, whatever the concurrency, and a burst past the stock waits for a batch."""
+    threads: list[str] = []
+    real = security._generated_batch
+
+    def spy(n: int) -> list[str]:
+        threads.append(threading.current_thread().name)
+        return real(n)
+
+    monkeypatch.setattr(security, "_generated_batch", spy)
+    monkeypatch.setattr(security, "_stock", [])
+    burst = 3 * security.STOCK_BATCH + 5  # past the stock: waits for batches
+    taken = await asyncio.gather(*(security.generated_password_hash_async() for _ in range(burst)))
+    assert len(set(taken)) == burst
+    assert all(h.startswith("$argon2id$v=19$m=1024,t=1,p=1$") for h in taken)
+    assert threads and all(name.startswith("vpbx-hash") for name in threads)
+    await asyncio.wrap_future(security._refilling())  # the refill the last takes started
+    made = len(threads)
+    ready = len(security._stock)
+    assert ready >= security.STOCK_LOW
+    for _ in range(ready - security.STOCK_LOW):  # taken from the stock: no batch made meanwhile
+        taken.append(await security.generated_password_hash_async())
+    assert len(threads) == made
+    assert len(set(taken)) == len(taken)
