@@ -1,16 +1,18 @@
-"""SQLite statements make one trip to aiosqlite's thread (store.sqlite_cursor) and still behave as the driver's:
-rows, row counts, inserted ids, many-row inserts, errors and streamed results."""
+"""SQLite statements make one trip to aiosqlite's thread (store.sqlite_cursor), or none under the write lock, and
+still behave as the driver's: rows, row counts, inserted ids, many-row inserts, errors and streamed results."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from vpbx.store import db
+from vpbx.store import db, sqlite_cursor
 from vpbx.store.sqlite_cursor import OneTripConnection
 
 
@@ -41,3 +43,80 @@ def test_one_trip_cursor_behaves_as_the_drivers(tmp_path: Path) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_statements_under_the_write_lock_run_on_the_loop_and_nothing_else_does(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taking SQLite's write lock, and reads outside a write, go to aiosqlite's thread; once the lock is held, the
+    transaction's statements run on the event loop's thread (no trip), errors included; after the commit and the
+    connection's return to the pool, statements go to the thread again."""
+    where: list[tuple[str, bool]] = []
+    real = sqlite_cursor._run
+
+    def spy(driver: object, operation: str, parameters: object, many: bool) -> object:
+        where.append((operation.split()[0].upper(), threading.current_thread() is threading.main_thread()))
+        return real(driver, operation, parameters, many)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_cursor, "_run", spy)
+
+    async def run() -> None:
+        engine = db.create_engine(f"sqlite:///{tmp_path / 't.db'}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+            where.clear()
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+                assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 1
+                with pytest.raises(IntegrityError):
+                    await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+                await conn.commit()
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT name FROM t"))).scalars().all() == ["a"]
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE t SET name = 'b'"))
+                await conn.execute(text("UPDATE t SET name = 'c'"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    assert where == [("BEGIN", False), ("INSERT", True), ("SELECT", True), ("INSERT", True),  # the lock held
+                     ("SELECT", False),  # a read outside a write
+                     ("UPDATE", False), ("UPDATE", True)]  # the first write takes the lock, on the thread
+
+
+def test_a_write_waiting_for_another_process_leaves_the_loop_running(tmp_path: Path) -> None:
+    """Another process (the CLI) holds SQLite's write lock: a write of the server waits for it on aiosqlite's
+    thread while the event loop goes on serving, then goes through."""
+    path = tmp_path / "t.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+
+    async def run() -> int:
+        engine = db.create_engine(f"sqlite:///{path}")
+        ticks = 0
+        try:
+            other.execute("BEGIN IMMEDIATE")
+
+            async def write() -> None:
+                async with engine.connect() as conn:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    await conn.execute(text("INSERT INTO t (name) VALUES ('mine')"))
+                    await conn.commit()
+
+            task = asyncio.create_task(write())
+            while ticks < 20:  # the loop runs while the write waits for the lock
+                await asyncio.sleep(0.01)
+                ticks += 1
+                assert not task.done()
+            other.execute("COMMIT")
+            await asyncio.wait_for(task, 30)
+        finally:
+            await engine.dispose()
+        return ticks
+
+    assert asyncio.run(run()) == 20
+    assert other.execute("SELECT name FROM t").fetchall() == [("mine",)]
+    other.close()

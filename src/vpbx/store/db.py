@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from vpbx.store.sqlite_cursor import adopt
+from vpbx.store.sqlite_cursor import adopt, writing
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,7 +41,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             from vpbx.secrets_store import private_file
 
             private_file(Path(database))  # 0600 before SQLite creates it (its -wal/-shm files copy the mode)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # check_same_thread off: statements under the write lock run on the loop's thread (store.sqlite_cursor)
+        engine = create_async_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -94,11 +95,13 @@ def _one_writer(engine: AsyncEngine, database: str) -> None:
         turn = _turn(database)
         await_only(asyncio.wait_for(turn.acquire(), WRITER_WAIT))
         conn.info[WRITER_TURN] = turn
+        writing(conn.connection.dbapi_connection, True)
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _leave(_dbapi_conn: Any, record: Any) -> None:
         turn = record.info.pop(WRITER_TURN, None)
         if turn is not None:
+            writing(_dbapi_conn, False)
             turn.release()
 
 
