@@ -47,9 +47,9 @@ def test_one_trip_cursor_behaves_as_the_drivers(tmp_path: Path) -> None:
 
 def test_statements_under_the_write_lock_run_on_the_loop_and_nothing_else_does(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Taking SQLite's write lock, and reads outside a write, go to aiosqlite's thread; once the lock is held, the
-    transaction's statements run on the event loop's thread (no trip), errors included; after the commit and the
-    connection's return to the pool, statements go to the thread again."""
+    """A write transaction runs on the event loop's thread (no trip): ``BEGIN IMMEDIATE`` while the lock is free,
+    then its statements, errors included. A first write that takes the lock, and reads outside a write, go to
+    aiosqlite's thread; after the commit and the connection's return to the pool, statements go there again."""
     where: list[tuple[str, bool]] = []
     real = sqlite_cursor._run
 
@@ -58,6 +58,14 @@ def test_statements_under_the_write_lock_run_on_the_loop_and_nothing_else_does(t
         return real(driver, operation, parameters, many)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sqlite_cursor, "_run", spy)
+    take = sqlite_cursor._take_now
+
+    async def take_now(driver: object) -> object:
+        taken = await take(driver)
+        where.append(("BEGIN", taken is not None and threading.current_thread() is threading.main_thread()))
+        return taken
+
+    monkeypatch.setattr(sqlite_cursor, "_take_now", take_now)
 
     async def run() -> None:
         engine = db.create_engine(f"sqlite:///{tmp_path / 't.db'}")
@@ -81,14 +89,15 @@ def test_statements_under_the_write_lock_run_on_the_loop_and_nothing_else_does(t
             await engine.dispose()
 
     asyncio.run(run())
-    assert where == [("BEGIN", False), ("INSERT", True), ("SELECT", True), ("INSERT", True),  # the lock held
+    assert where == [("BEGIN", True), ("INSERT", True), ("SELECT", True), ("INSERT", True),  # the lock free, held
                      ("SELECT", False),  # a read outside a write
-                     ("UPDATE", False), ("UPDATE", True)]  # the first write takes the lock, on the thread
+                     ("UPDATE", False), ("UPDATE", True)]  # a first write that takes the lock: on the thread
 
 
 def test_a_write_waiting_for_another_process_leaves_the_loop_running(tmp_path: Path) -> None:
     """Another process (the CLI) holds SQLite's write lock: a write of the server waits for it on aiosqlite's
-    thread while the event loop goes on serving, then goes through."""
+    thread (its ``BEGIN IMMEDIATE`` tried on the loop with no busy wait first) while the event loop goes on
+    serving, then goes through."""
     path = tmp_path / "t.db"
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("PRAGMA journal_mode=WAL")
@@ -120,3 +129,42 @@ def test_a_write_waiting_for_another_process_leaves_the_loop_running(tmp_path: P
     assert asyncio.run(run()) == 20
     assert other.execute("SELECT name FROM t").fetchall() == [("mine",)]
     other.close()
+
+
+def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pooled connections' automatic checkpoint is off (it would run inside a commit, on the loop); every
+    ``Checkpoints.EVERY`` commits one runs in its own thread, and what was committed reaches the database file."""
+    monkeypatch.setattr(sqlite_cursor.Checkpoints, "EVERY", 3)
+    path = tmp_path / "t.db"
+    ran: list[str] = []
+    real = sqlite_cursor.Checkpoints.now
+
+    def spy(self: sqlite_cursor.Checkpoints) -> None:
+        ran.append(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(sqlite_cursor.Checkpoints, "now", spy)
+
+    async def run() -> None:
+        engine = db.create_engine(f"sqlite:///{path}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, blob BLOB)"))
+                assert (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
+            for _ in range(2):
+                async with engine.begin() as conn:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    await conn.execute(text("INSERT INTO t (blob) VALUES (zeroblob(100000))"))
+            assert ran == [] and path.stat().st_size < 100_000  # committed to the log only
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.execute(text("INSERT INTO t (blob) VALUES (zeroblob(100000))"))
+            running = sqlite_cursor._BY_PATH[str(path)]._running
+            assert running is not None
+            await asyncio.wrap_future(running)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    assert len(ran) == 1 and ran[0].startswith("vpbx-sqlite-checkpoint")
+    assert path.stat().st_size >= 300_000  # the three rows are in the database file itself

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from vpbx.store.sqlite_cursor import adopt, writing
+from vpbx.store.sqlite_cursor import BUSY_MS, adopt, checkpoints, writing
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,6 +44,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # check_same_thread off: statements under the write lock run on the loop's thread (store.sqlite_cursor)
         engine = create_async_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
+        on_disk = database and database != ":memory:" and not database.startswith("file:")
+
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             adopt(dbapi_conn)  # one trip to aiosqlite's thread per statement (sqlite_cursor)
@@ -51,10 +53,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # durable with WAL at commit boundaries
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            if on_disk:  # commits run on the loop: the log is copied into the database off it (sqlite_cursor)
+                cur.execute("PRAGMA wal_autocheckpoint=0")
+                checkpoints(dbapi_conn, str(database))
             cur.close()
 
-        on_disk = database and database != ":memory:" and not database.startswith("file:")
         _one_writer(engine, str(Path(database).resolve()) if database and on_disk else f"memory:{id(engine)}")
         return engine
     # Sized for the connections a server uses at once (measured: 32 concurrent clients): a connection beyond

@@ -6,17 +6,23 @@ execute, fetch the rows, close the cursor), each a thread hand-off and an event-
 there. This cursor runs the four in one function on the thread and keeps what SQLAlchemy reads afterwards
 (description, rowcount, lastrowid, the rows). Server-side cursors (streamed exports) keep the adapter's own.
 
-A connection that holds SQLite's write lock runs its statements on the event loop's thread, with no trip at all:
-nothing can make them wait (the lock is this process's writer's, ``store.db``), and each is tens of microseconds
-of SQLite's own work, less than the hand-off it spares (on SQLite a configuration write is several statements in
-one such transaction). Taking the lock (``BEGIN IMMEDIATE``, or a transaction's first write), the commit (it may
-checkpoint the WAL: an fsync) and every read outside a write stay on aiosqlite's thread.
+A write transaction runs on the event loop's thread, with no trip at all. Its lock is taken there when it is free
+(``BEGIN IMMEDIATE`` with no busy wait); only when another process holds it (the CLI) does the statement go to
+aiosqlite's thread to wait. Once held, nothing can make the transaction's statements wait (the lock is this
+process's writer's, ``store.db``), each is tens of microseconds of SQLite's own work, less than the hand-off it
+spares, and so is its commit: in WAL mode a commit appends to the log, and the log is copied into the database
+(a checkpoint, which fsyncs) by ``Checkpoints`` in a thread of its own, not by the committing call (the pooled
+connections' automatic checkpoint is off). Reads outside a write stay on aiosqlite's thread.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import sqlite3
+import threading
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
@@ -25,6 +31,62 @@ from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
 _WRITING: set[int] = set()  # the adapter connections (ids) that hold this process's writer turn (``store.db``)
+
+
+log = logging.getLogger("vpbx.store")
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+BUSY_MS = 30_000  # the pooled connections' busy timeout (``store.db``)
+
+
+class Checkpoints:
+    """Copies a database's write-ahead log into it every ``EVERY`` commits made on the loop, in one thread shared by
+    every database of the process (PASSIVE: it waits for no reader or writer), on a connection opened for it and
+    closed after (a test suite opens hundreds of stores). SQLite's own would run inside every thousand pages' commit,
+    on the loop."""
+
+    EVERY = 256
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.commits = 0
+        self._running: Future[None] | None = None
+
+    def committed(self) -> None:
+        self.commits += 1
+        if self.commits >= self.EVERY and (self._running is None or self._running.done()):
+            self.commits = 0
+            self._running = self._executor().submit(self.now)
+
+    @classmethod
+    def _executor(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpbx-sqlite-checkpoint")
+            return cls._pool
+
+    def now(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:  # the next one tries again; the log only grows meanwhile
+            log.warning("SQLite checkpoint failed: %s", exc)
+
+
+_CHECKPOINTS: weakref.WeakKeyDictionary[Any, Checkpoints] = weakref.WeakKeyDictionary()  # aiosqlite connection ->
+_BY_PATH: dict[str, Checkpoints] = {}
+
+
+def checkpoints(dbapi_connection: Any, path: str) -> None:
+    """The pooled connection's commits are counted towards its database's checkpoints (its own are off)."""
+    found = _BY_PATH.get(path)
+    if found is None:
+        found = _BY_PATH[path] = Checkpoints(path)
+    _CHECKPOINTS[dbapi_connection._connection] = found
 
 
 def writing(dbapi_connection: Any, holds: bool) -> None:
@@ -57,6 +119,29 @@ async def _here(driver: Any, operation: str, parameters: Any, many: bool) -> _Ou
     """``_run`` on the event loop's thread, as a coroutine that never suspends: SQLAlchemy's asyncio layer insists
     that a statement awaits something (``AwaitRequired``), and this costs two greenlet switches, not a trip."""
     return _run(driver, operation, parameters, many)
+
+
+async def _take_now(driver: Any) -> _Outcome | None:
+    """``BEGIN IMMEDIATE`` on the loop's thread if the lock is free now (no busy wait); None when another process
+    holds it (the caller waits for it on aiosqlite's thread)."""
+    conn: sqlite3.Connection = driver._conn
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute(BEGIN_WRITE)
+    except sqlite3.OperationalError:
+        if conn.in_transaction:  # pragma: no cover - BEGIN either begins or fails
+            raise
+        return None
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    return None, -1, None, []
+
+
+async def _commit_here(driver: Any) -> None:
+    driver._conn.commit()
+    found = _CHECKPOINTS.get(driver)
+    if found is not None:
+        found.committed()
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -100,10 +185,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _go(self, operation: Any, parameters: Any, many: bool) -> None:
         adapt = self._adapt_connection
         try:
-            if id(adapt) in _WRITING and not adapt._execute_mutex.locked() and self._connection._conn.in_transaction:
-                self._done = await_(_here(self._connection, operation, parameters, many))  # holds the lock
-            else:
-                self._done = await_(self._trip(operation, parameters, many))
+            done = None
+            if id(adapt) in _WRITING and not adapt._execute_mutex.locked():  # a write transaction
+                if self._connection._conn.in_transaction:  # the lock is held
+                    done = await_(_here(self._connection, operation, parameters, many))
+                elif operation == BEGIN_WRITE:
+                    done = await_(_take_now(self._connection))
+            self._done = done if done is not None else await_(self._trip(operation, parameters, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._rows = collections.deque(self._done[3])
@@ -127,6 +215,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor  # type: ignore[assignment]  # a subclass: the adapter's own cursor, one trip
+
+    def commit(self) -> None:
+        if id(self) in _WRITING and not self._execute_mutex.locked() and self._connection._connection:
+            try:
+                await_(_commit_here(self._connection))
+            except Exception as error:
+                self._handle_exception(error)
+            return
+        super().commit()
 
 
 def adopt(dbapi_connection: Any) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from vpbx.store.paging import Page
 from vpbx.store.reader import Reader
+from vpbx.store.sqlite_cursor import BEGIN_WRITE
 from vpbx.store.tables import Domain, Extension, Group, GroupMember, User
 
 R = TypeVar("R")
@@ -465,7 +466,6 @@ async def lock_domain(session: AsyncSession, domain_id: int) -> None:
     await bump_version(session, domain_id)
 
 
-BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
 async def begin_write(session: AsyncSession) -> None:
