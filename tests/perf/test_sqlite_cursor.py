@@ -134,7 +134,7 @@ def test_a_write_waiting_for_another_process_leaves_the_loop_running(tmp_path: P
 def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pooled connections' automatic checkpoint is off (it would run inside a commit, on the loop); every
     ``Checkpoints.EVERY`` commits one runs in its own thread, and what was committed reaches the database file."""
-    monkeypatch.setattr(sqlite_cursor.Checkpoints, "EVERY", 3)
+    monkeypatch.setattr(sqlite_cursor.Checkpoints, "EVERY", 4)  # the table's creation, then three rows
     path = tmp_path / "t.db"
     ran: list[str] = []
     real = sqlite_cursor.Checkpoints.now

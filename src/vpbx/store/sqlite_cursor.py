@@ -139,6 +139,10 @@ async def _take_now(driver: Any) -> _Outcome | None:
 
 async def _commit_here(driver: Any) -> None:
     driver._conn.commit()
+    _committed(driver)
+
+
+def _committed(driver: Any) -> None:
     found = _CHECKPOINTS.get(driver)
     if found is not None:
         found.committed()
@@ -223,7 +227,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             except Exception as error:
                 self._handle_exception(error)
             return
-        super().commit()
+        super().commit()  # on the thread: no write lock held, so (nearly) nothing to copy, but counted all the same
+        _committed(self._connection)
 
 
 def adopt(dbapi_connection: Any) -> None:
