@@ -466,8 +466,6 @@ async def lock_domain(session: AsyncSession, domain_id: int) -> None:
     await bump_version(session, domain_id)
 
 
-
-
 async def begin_write(session: AsyncSession) -> None:
     """Begin a configuration write. SQLite: take the write lock now (the process's writer queue, then SQLite's
     own, which other processes share), so every read after this holds until the commit; a transaction started
