@@ -7,7 +7,9 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -168,3 +170,45 @@ def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, monkey
     asyncio.run(run())
     assert len(ran) == 1 and ran[0].startswith("vpbx-sqlite-checkpoint")
     assert path.stat().st_size >= 300_000  # the three rows are in the database file itself
+
+
+def test_a_write_transaction_makes_no_trip_and_its_rollback_undoes_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the lock free, a write transaction (its lock, statements, commit, and the pool's reset as the connection
+    goes back) makes no trip to aiosqlite's thread; a transaction rolled back leaves nothing, and neither does a
+    failed one."""
+    trips: list[str] = []
+
+    async def run() -> None:
+        engine = db.create_engine(f"sqlite:///{tmp_path / 't.db'}")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+            real = aiosqlite.Connection._execute
+
+            async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+                trips.append(getattr(fn, "__name__", repr(fn)))
+                return await real(self, fn, *args, **kwargs)
+
+            monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+                await conn.commit()
+            assert trips == []
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.execute(text("INSERT INTO t (name) VALUES ('undone')"))
+                await conn.rollback()
+            with pytest.raises(IntegrityError):
+                async with engine.begin() as conn:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    await conn.execute(text("INSERT INTO t (name) VALUES ('failed')"))
+                    await conn.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+            assert trips == []
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT name FROM t"))).scalars().all() == ["kept"]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

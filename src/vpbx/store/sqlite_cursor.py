@@ -12,7 +12,9 @@ aiosqlite's thread to wait. Once held, nothing can make the transaction's statem
 process's writer's, ``store.db``), each is tens of microseconds of SQLite's own work, less than the hand-off it
 spares, and so is its commit: in WAL mode a commit appends to the log, and the log is copied into the database
 (a checkpoint, which fsyncs) by ``Checkpoints`` in a thread of its own, not by the committing call (the pooled
-connections' automatic checkpoint is off). Reads outside a write stay on aiosqlite's thread.
+connections' automatic checkpoint is off). Its rollback runs there too, and the rollback of a connection with no
+transaction (the pool's reset of each connection it takes back) is no statement at all. Reads outside a write stay
+on aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -142,6 +144,10 @@ async def _commit_here(driver: Any) -> None:
     _committed(driver)
 
 
+async def _rollback_here(driver: Any) -> None:
+    driver._conn.rollback()
+
+
 def _committed(driver: Any) -> None:
     found = _CHECKPOINTS.get(driver)
     if found is not None:
@@ -229,6 +235,19 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             return
         super().commit()  # on the thread: no write lock held, so (nearly) nothing to copy, but counted all the same
         _committed(self._connection)
+
+    def rollback(self) -> None:
+        driver = self._connection._connection
+        if driver is not None and not self._execute_mutex.locked():
+            if not driver.in_transaction:  # nothing to undo (the pool's reset of every returned connection)
+                return
+            if id(self) in _WRITING:  # a write transaction: undone where it ran
+                try:
+                    await_(_rollback_here(self._connection))
+                except Exception as error:
+                    self._handle_exception(error)
+                return
+        super().rollback()
 
 
 def adopt(dbapi_connection: Any) -> None:
