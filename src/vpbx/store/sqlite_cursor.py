@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
@@ -70,7 +71,9 @@ class Checkpoints:
 
     def now(self) -> None:
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+            # mode=rw: a store removed meanwhile (a test's) is not created again, empty, by its checkpoint
+            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                   timeout=5)
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             finally:
