@@ -3,15 +3,16 @@ included routers walked per request), and the cabinet's built on the first reque
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
-from starlette.testclient import TestClient
 
 from vpbx.api.deferred import DeferredRoutes
 from vpbx.app import create_app
@@ -65,14 +66,18 @@ def test_deferred_routes_are_built_by_the_first_request_under_their_prefix() -> 
         return [Route("/cab", _text("home")), Route("/cab/save", _text("saved"), methods=["POST"])]
 
     app = Starlette(routes=[DeferredRoutes("/cab", build), Route("/cabinet", _text("not the cabinet"))])
-    with TestClient(app) as client:
-        assert client.get("/cabinet").text == "not the cabinet"
-        assert client.get("/elsewhere").status_code == 404
-        assert built == []
-        assert client.get("/cab").text == "home"
-        assert client.get("/cab/save").status_code == 405  # a partial match, as among the routes themselves
-        assert client.post("/cab/save").text == "saved"
-        assert client.get("/cab/none").status_code == 404
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            assert (await client.get("/cabinet")).text == "not the cabinet"
+            assert (await client.get("/elsewhere")).status_code == 404
+            assert built == []
+            assert (await client.get("/cab")).text == "home"
+            assert (await client.get("/cab/save")).status_code == 405  # a partial match, as among the routes
+            assert (await client.post("/cab/save")).text == "saved"
+            assert (await client.get("/cab/none")).status_code == 404
+
+    asyncio.run(run())
     assert built == [1]
 
 
