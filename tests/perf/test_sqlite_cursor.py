@@ -163,7 +163,7 @@ def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, monkey
                 await conn.execute(text("INSERT INTO t (blob) VALUES (zeroblob(100000))"))
             running = sqlite_cursor._BY_PATH[str(path)]._running
             assert running is not None
-            await asyncio.wrap_future(running)
+            await running
         finally:
             await engine.dispose()
 
@@ -212,3 +212,35 @@ def test_a_write_transaction_makes_no_trip_and_its_rollback_undoes_it(tmp_path: 
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_the_log_stops_growing_under_steady_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers that never pause (four at once, each starting its next write as the last commits): a checkpoint
+    holds the writers' turn, so it copies the whole log and the next writer starts the log again from its
+    beginning. Without the turn the log grew with every write (each checkpoint overtaken by new frames)."""
+    monkeypatch.setattr(sqlite_cursor.Checkpoints, "EVERY", 20)
+    path = tmp_path / "t.db"
+    wal = Path(f"{path}-wal")
+
+    async def run() -> list[int]:
+        engine = db.create_engine(f"sqlite:///{path}")
+        sizes: list[int] = []
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, blob BLOB)"))
+
+            async def writer() -> None:
+                for _ in range(100):
+                    async with engine.begin() as conn:
+                        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                        await conn.execute(text("INSERT INTO t (blob) VALUES (zeroblob(20000))"))
+                    sizes.append(wal.stat().st_size)
+
+            await asyncio.gather(*(writer() for _ in range(4)))
+        finally:
+            await engine.dispose()
+        return sizes
+
+    sizes = asyncio.run(run())
+    written = 400 * 20_000
+    assert max(sizes) < written / 4, (max(sizes), written)  # the log was started again, over and over

@@ -45,6 +45,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         on_disk = database and database != ":memory:" and not database.startswith("file:")
+        resolved = str(Path(database).resolve()) if database and on_disk else f"memory:{id(engine)}"
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -56,10 +57,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             if on_disk:  # commits run on the loop: the log is copied into the database off it (sqlite_cursor)
                 cur.execute("PRAGMA wal_autocheckpoint=0")
-                checkpoints(dbapi_conn, str(database))
+                checkpoints(dbapi_conn, str(database), lambda: _turn(resolved))
             cur.close()
 
-        _one_writer(engine, str(Path(database).resolve()) if database and on_disk else f"memory:{id(engine)}")
+        _one_writer(engine, resolved)
         return engine
     # Sized for the connections a server uses at once (measured: 32 concurrent clients): a connection beyond
     # pool_size is closed when it comes back, so a small pool under load opened one per request (595 in 10 s).
