@@ -161,7 +161,7 @@ def test_the_log_is_copied_into_the_database_off_the_loop(tmp_path: Path, monkey
             async with engine.begin() as conn:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 await conn.execute(text("INSERT INTO t (blob) VALUES (zeroblob(100000))"))
-            running = sqlite_cursor._BY_PATH[str(path)]._running
+            running = sqlite_cursor._BY_PATH[str(path.resolve())]._running
             assert running is not None
             await running
         finally:

@@ -36,12 +36,6 @@ async def _kept(runtime: Runtime, key: tuple[Any, ...], load: Callable[[AsyncSes
     return await runtime.reader.cached(key, build)
 
 
-def _status(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> str | None:
-    if with_ != "status":
-        return None
-    return "online" if runtime.telephony.is_registered(domain_id, login) else "offline"
-
-
 # --- 6. Сотрудники ------------------------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -68,9 +62,14 @@ async def _user_items(runtime: Runtime, domain_id: int, page: Page) -> _Users:
     return await runtime.reader.cached(("user items", domain_id, page), load)
 
 
-def _with_status(runtime: Runtime, domain_id: int, item: dict[str, Any]) -> dict[str, Any]:
-    """``item`` and its live status (last, as ``users.user_out`` puts it): read at each request, never kept."""
-    return {**item, "status": _status(runtime, domain_id, item["login"], "status")}
+def _with_status(item: dict[str, Any], online: frozenset[str]) -> dict[str, Any]:
+    """``item`` and its live status (last, as ``users.user_out`` puts it), ``online`` the registered logins."""
+    return {**item, "status": "online" if item["login"] in online else "offline"}
+
+
+def _online(runtime: Runtime, domain_id: int, logins: list[str]) -> frozenset[str]:
+    """Which of ``logins`` have a device registered now: read at each request, never kept."""
+    return frozenset(runtime.telephony.registered_of(domain_id, logins))
 
 
 async def users_list(runtime: Runtime, domain_id: int, page: Page, with_: str | None) -> bytes:
@@ -78,11 +77,9 @@ async def users_list(runtime: Runtime, domain_id: int, page: Page, with_: str | 
     if with_ == "status":
         kept = await _user_items(runtime, domain_id, page)
         # No await from here on: the page and its body change together.
-        online = frozenset(runtime.telephony.registered_of(domain_id, kept.logins))
+        online = _online(runtime, domain_id, kept.logins)
         if online != kept.online:
-            kept.body = orjson.dumps(envelope(
-                [{**i, "status": "online" if i["login"] in online else "offline"} for i in kept.items],
-                page, kept.total))
+            kept.body = orjson.dumps(envelope([_with_status(i, online) for i in kept.items], page, kept.total))
             kept.online = online
         return kept.body
 
@@ -108,7 +105,8 @@ async def _user_item(runtime: Runtime, domain_id: int, login: str) -> dict[str, 
 async def user_one(runtime: Runtime, domain_id: int, login: str, with_: str | None) -> bytes:
     """6.2. ``with=status`` as in 6.1."""
     if with_ == "status":
-        return orjson.dumps(_with_status(runtime, domain_id, await _user_item(runtime, domain_id, login)))
+        item = await _user_item(runtime, domain_id, login)
+        return orjson.dumps(_with_status(item, _online(runtime, domain_id, [login])))
 
     async def build() -> bytes:
         return orjson.dumps(await _user_item(runtime, domain_id, login))

@@ -57,7 +57,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             if on_disk:  # commits run on the loop: the log is copied into the database off it (sqlite_cursor)
                 cur.execute("PRAGMA wal_autocheckpoint=0")
-                checkpoints(dbapi_conn, str(database), lambda: _turn(resolved))
+                checkpoints(dbapi_conn, resolved, lambda: _turn(resolved))
             cur.close()
 
         _one_writer(engine, resolved)

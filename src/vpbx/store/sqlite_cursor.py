@@ -37,9 +37,6 @@ from sqlalchemy.util.concurrency import await_
 from vpbx.tasks import spawn
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
-_WRITING: set[int] = set()  # the adapter connections (ids) that hold this process's writer turn (``store.db``)
-
-
 log = logging.getLogger("vpbx.store")
 BEGIN_WRITE = "BEGIN IMMEDIATE"
 BUSY_MS = 30_000  # the pooled connections' busy timeout (``store.db``)
@@ -88,7 +85,7 @@ class Checkpoints:
     def now(self) -> None:
         try:
             # mode=rw: a store removed meanwhile (a test's) is not created again, empty, by its checkpoint
-            conn = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
+            conn = sqlite3.connect(f"{Path(self.path).as_uri()}?mode=rw", uri=True, isolation_level=None,
                                    timeout=5)
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -103,12 +100,15 @@ _BY_PATH: dict[str, Checkpoints] = {}
 
 
 def checkpoints(dbapi_connection: Any, path: str, turn: Callable[[], asyncio.Lock]) -> None:
-    """The pooled connection's commits are counted towards its database's checkpoints (its own are off); ``turn``:
-    the process's writer turn for that database, on the running loop."""
+    """The pooled connection's commits are counted towards its database's checkpoints (its own are off); ``path``:
+    the database file's absolute path; ``turn``: the process's writer turn for it, on the running loop."""
     found = _BY_PATH.get(path)
     if found is None:
         found = _BY_PATH[path] = Checkpoints(path, turn)
     _CHECKPOINTS[dbapi_connection._connection] = found
+
+
+_WRITING: set[int] = set()  # the adapter connections (ids) that hold this process's writer turn (``store.db``)
 
 
 def writing(dbapi_connection: Any, holds: bool) -> None:
