@@ -144,6 +144,36 @@ def test_name_alone_works_after_an_extension_change(tenant: Tenant) -> None:
         assert r.json()["login"] == "u" + r.json()["ext"] and r.json()["ext"] != first["ext"]
 
 
+def test_an_extension_taken_between_the_checks_is_still_a_400_on_ext(server: ServerThread, tenant: Tenant,
+                                                                     backend: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A creation asking for an extension, when another creation commits that extension (and the login ``u<ext>``
+    derived from it) between this one's extension check and its login check: the answer names ``ext``, what the
+    client asked for, not the derived login. The interleaving is forced: the other creation commits inside the
+    first check."""
+    if backend == "sqlite":
+        pytest.skip("SQLite: a creation holds the write lock from before its checks; no creation commits between them")
+    real = users._check_ext_free
+    other: list[str] = []
+
+    async def check_then_lose(session: Any, domain_id: int, ext: str) -> None:
+        await real(session, domain_id, ext)
+        if not other:  # the first check only: the other creation commits after it
+            from vpbx.schemas.users import UserCreate
+
+            other.append(ext)
+            async with server.runtime.sessions() as s:
+                domain = await tenancy.get_domain(s, tenant.name)
+                await users.create(s, domain, UserCreate(name="Другой", ext=ext), server.runtime.clock.now())
+                await s.commit()
+
+    monkeypatch.setattr(users, "_check_ext_free", check_then_lose)
+    r = tenant.client.post(f"{V1}/users", json={"name": "Первый", "ext": "850"})
+    assert other == ["850"]
+    assert_validation(r, "ext")
+    assert_one_namespace(server, tenant)
+
+
 def test_an_extension_conflict_is_a_400_on_ext(server: ServerThread, tenant: Tenant) -> None:
     """16 employees and departments asking for one extension at once: one gets it, the others a clear 400."""
 

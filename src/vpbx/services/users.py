@@ -179,6 +179,10 @@ async def create(session: AsyncSession, domain: Domain, data: UserCreate, now: d
             ext = pick_free(session, domain.id, used, attempt)
         login = data.login or f"u{ext}"
         if (data.login is not None or data.ext is not None) and await repo.login_taken(session, domain.id, login):
+            if data.ext is not None:
+                # A creation committed since the extension's check may hold both (its ext and the login derived
+                # from it, PostgreSQL): the extension asked for is what the client must change.
+                await _check_ext_free(session, domain.id, data.ext)
             raise Invalid("login", f"login '{login}' is taken")
         values: dict[str, Any] = {
             "domain_id": domain.id,
