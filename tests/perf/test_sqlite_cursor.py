@@ -247,3 +247,55 @@ def test_the_log_stops_growing_under_steady_writes(tmp_path: Path, monkeypatch: 
     sizes = asyncio.run(run())
     written = 400 * 20_000
     assert max(sizes) < written / 4, (max(sizes), written)  # the log was started again, over and over
+
+
+def test_a_delivery_pass_takes_its_turn_among_the_writers_and_counts_towards_the_checkpoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher's pass (its own connection) waits for this process's writer turn like any write: while a
+    write transaction of the process holds the lock the pass waits for the turn on the loop, instead of finding
+    the lock taken and waiting for it on its worker thread; once the writer commits, it runs on the loop. Each
+    pass's commit counts towards the file's checkpoints, which run holding the same turn."""
+    from datetime import UTC, datetime
+
+    from vpbx.store.repositories import outbox as repo
+
+    monkeypatch.setattr(sqlite_cursor.Checkpoints, "EVERY", 3)
+    path = tmp_path / "t.db"
+    slow: list[int] = []
+    real_slow = repo.SqlitePassStore._run_slow
+
+    def spy(self: repo.SqlitePassStore, work: repo.PassWork) -> repo.PassResult:
+        slow.append(1)
+        return real_slow(self, work)
+
+    monkeypatch.setattr(repo.SqlitePassStore, "_run_slow", spy)
+
+    async def run() -> None:
+        engine = db.create_engine(f"sqlite:///{path}")
+        store = repo.for_engine(engine, None)
+        assert isinstance(store, repo.SqlitePassStore)
+        try:
+            await db.upgrade(engine)
+            checkpoints = sqlite_cursor._BY_PATH[str(path.resolve())]
+            checkpoints.commits = 0
+            now = datetime.now(UTC)
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")  # this process's writer: the turn and the lock
+                pass_ = asyncio.ensure_future(store.run(repo.PassWork(now)))
+                for _ in range(20):  # the pass gets many chances to run meanwhile: it waits for the turn
+                    await asyncio.sleep(0)
+                assert not pass_.done()
+                await conn.exec_driver_sql("CREATE TABLE marker (id INTEGER)")
+            await pass_
+            assert slow == []  # it ran on the loop, the lock free: it never met the writer's lock
+            assert checkpoints.commits == 2  # the writer's commit and the pass's
+            assert checkpoints._running is None
+            await store.run(repo.PassWork(now))  # the third commit: a checkpoint, holding the turn
+            running = checkpoints._running
+            assert running is not None
+            await running
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -141,10 +141,7 @@ class Dispatcher:
         self._settled_ready = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
-        self._pass_lock = asyncio.Lock()
-        # One writer at a time from this process: on SQLite, overlapping write transactions would
-        # wait on each other in the busy handler's sleeps.
-        self._db_lock = asyncio.Lock()
+        self._pass_lock = asyncio.Lock()  # one pass at a time (on SQLite it also takes the file's writer turn)
         self._store: repo.PassStore | None = None
         self._timer: Timer | None = None
         self._timer_due: datetime | None = None
@@ -243,27 +240,35 @@ class Dispatcher:
             load = {d: n - done[d] for d, n in self._domain_load.items() if n - done[d] > 0}
             busy = [d for d, n in load.items() if n >= self.depth]
             limit = min(self.batch, room) if not self._stopping else 0
-            async with self._db_lock:
-                work = await self._work(settled, now)
-                work.owner = self.owner  # releases name it too
-                if limit > 0:
-                    mono = time.monotonic()
-                    work.limit = limit
-                    work.per_domain = self.depth
-                    work.lease_until = now + self.lease
-                    work.busy = busy
-                    work.load = load
-                    # Rows in flight are skipped by their lease; name only those it may not cover: released
-                    # by this pass, or (a stalled attempt) leased no longer.
-                    work.inflight = work.released + [i for i, c in self._inflight.items() if c.leased_until <= now]
-                    work.fresh = frozenset(d for d, t in self._targets.items() if t.loaded + TARGET_TTL >= mono)
-                    # One domain delivering: no other domain's rows to find past its room (a new domain is found
-                    # once this one is busy, the next pass at the latest; then both count and the walk widens).
-                    work.scan = limit + limit // 2 if len(self._active | load.keys()) <= 1 else 0
-                    work.probe = sorted(d for d in self._probes if self._not_before.get(d, now) <= now)
-                    work.probe_later, self._probes = now + self.policy.probe_every, set()
-                assert self._store is not None, "dispatcher not started"
-                result = await self._store.run(work)
+            work = await self._work(settled, now)
+            work.owner = self.owner  # releases name it too
+            if limit > 0:
+                mono = time.monotonic()
+                work.limit = limit
+                work.per_domain = self.depth
+                work.lease_until = now + self.lease
+                work.busy = busy
+                work.load = load
+                # Rows in flight are skipped by their lease; name only those it may not cover: released
+                # by this pass, or (a stalled attempt) leased no longer.
+                work.inflight = work.released + [i for i, c in self._inflight.items() if c.leased_until <= now]
+                work.fresh = frozenset(d for d, t in self._targets.items() if t.loaded + TARGET_TTL >= mono)
+                # One domain delivering: no other domain's rows to find past its room (a new domain is found
+                # once this one is busy, the next pass at the latest; then both count and the walk widens). Its
+                # room is what it may take: a walk sized by the pass's limit instead went three times past it
+                # (measured on SQLite: 288 rows walked a pass for 64 claimed, 1.2 ms; sized by the room, 0.85 ms).
+                # A busy domain's rows are skipped, so then the walk is for others': sized by the limit.
+                known = self._active | load.keys()
+                if len(known) <= 1:
+                    room_of = self.depth - load.get(next(iter(known)), 0) if known else 0
+                    took = min(limit, room_of) if room_of > 0 else limit
+                    work.scan = took + took // 2
+                else:
+                    work.scan = 0
+                work.probe = sorted(d for d in self._probes if self._not_before.get(d, now) <= now)
+                work.probe_later, self._probes = now + self.policy.probe_every, set()
+            assert self._store is not None, "dispatcher not started"
+            result = await self._store.run(work)
             self._after_health(work)
             mono = time.monotonic()
             for i in result.integrations:

@@ -57,7 +57,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             if on_disk:  # commits run on the loop: the log is copied into the database off it (sqlite_cursor)
                 cur.execute("PRAGMA wal_autocheckpoint=0")
-                checkpoints(dbapi_conn, resolved, lambda: _turn(resolved))
+                checkpoints(dbapi_conn, resolved, lambda: writer_turn(resolved))
             cur.close()
 
         _one_writer(engine, resolved)
@@ -85,7 +85,8 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")  # BEGIN: repositor
 _TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
-def _turn(database: str) -> asyncio.Lock:
+def writer_turn(database: str) -> asyncio.Lock:
+    """This process's writer turn for the SQLite file ``database`` (its resolved path), on the running loop."""
     turns = _TURNS.setdefault(asyncio.get_running_loop(), {})
     return turns.setdefault(database, asyncio.Lock())
 
@@ -97,7 +98,7 @@ def _one_writer(engine: AsyncEngine, database: str) -> None:
     def _queue(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool) -> None:
         if conn.info.get(WRITER_TURN) or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
-        turn = _turn(database)
+        turn = writer_turn(database)
         await_only(asyncio.wait_for(turn.acquire(), WRITER_WAIT))
         conn.info[WRITER_TURN] = turn
         writing(conn.connection.dbapi_connection, True)

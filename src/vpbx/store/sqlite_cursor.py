@@ -99,13 +99,18 @@ _CHECKPOINTS: weakref.WeakKeyDictionary[Any, Checkpoints] = weakref.WeakKeyDicti
 _BY_PATH: dict[str, Checkpoints] = {}
 
 
-def checkpoints(dbapi_connection: Any, path: str, turn: Callable[[], asyncio.Lock]) -> None:
-    """The pooled connection's commits are counted towards its database's checkpoints (its own are off); ``path``:
-    the database file's absolute path; ``turn``: the process's writer turn for it, on the running loop."""
+def checkpoints_of(path: str, turn: Callable[[], asyncio.Lock]) -> Checkpoints:
+    """The checkpoints of the database file at ``path`` (its absolute path); ``turn``: the process's writer turn for
+    it, on the running loop. Every connection of the process that writes to it counts its commits there."""
     found = _BY_PATH.get(path)
     if found is None:
         found = _BY_PATH[path] = Checkpoints(path, turn)
-    _CHECKPOINTS[dbapi_connection._connection] = found
+    return found
+
+
+def checkpoints(dbapi_connection: Any, path: str, turn: Callable[[], asyncio.Lock]) -> None:
+    """The pooled connection's commits are counted towards its database's checkpoints (its own are off)."""
+    _CHECKPOINTS[dbapi_connection._connection] = checkpoints_of(path, turn)
 
 
 _WRITING: set[int] = set()  # the adapter connections (ids) that hold this process's writer turn (``store.db``)

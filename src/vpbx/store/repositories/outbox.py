@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, exists, func, insert, or_, select, update
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vpbx.store import changes
 from vpbx.store.base import UTCDateTime
+from vpbx.store.db import WRITER_WAIT, writer_turn
+from vpbx.store.sqlite_cursor import BUSY_MS, checkpoints_of
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
 from vpbx.tasks import spawn
 
@@ -420,42 +423,37 @@ class _Busy(Exception):
 class SqlitePassStore(PassStore):
     """The pass as one synchronous call on connections of the dispatcher's own.
 
-    It runs on the event loop's thread when the write lock is free (``BEGIN IMMEDIATE`` without a busy
-    wait), typically 1-2 ms; otherwise on a worker thread that waits for the lock. Not always on the
-    worker: profiled, a worker thread reacquires the GIL after every SQLite step and each reacquisition
-    waits for the busy loop thread (up to the 5 ms switch interval), so thread-side passes took 20-30 ms
-    for under 2 ms of SQL. The loop-side connection never checkpoints (a checkpoint fsyncs); the worker
-    runs a passive checkpoint every ``CHECKPOINT_EVERY`` passes. Commits are durable like the engine's
+    It takes this process's writer turn of the file first, in line with the API's and the engine's writes
+    (``store.db``), so a pass never finds the lock held by a writer of its own process. It then runs on the event
+    loop's thread when the lock is free (``BEGIN IMMEDIATE`` without a busy wait), typically 1-2 ms; when another
+    process (the CLI) holds it, on a worker thread that waits for it. Not always on the worker: profiled, a worker
+    thread reacquires the GIL after every SQLite step and each reacquisition waits for the busy loop thread (up to
+    the 5 ms switch interval), so thread-side passes took 20-30 ms for under 2 ms of SQL. Neither connection
+    checkpoints: a pass's commit counts towards the file's ``Checkpoints``, which copy the log into the database
+    holding the same turn, so no pass appends to the log while one runs. Commits are durable like the engine's
     (WAL, synchronous=NORMAL)."""
 
-    CHECKPOINT_EVERY = 64
-
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = str(Path(path).resolve())  # the key of the file's writer turn and checkpoints (store.db)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpbx-notify-sqlite")
         self._fast: sqlite3.Connection | None = None
         self._slow: sqlite3.Connection | None = None
-        self._passes = 0
-        self._checkpoint: asyncio.Future[None] | None = None
 
-    def _connect(self, busy_ms: int, autocheckpoint: int) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={busy_ms}")
-        conn.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     def _slow_conn(self) -> sqlite3.Connection:
         if self._slow is None:
-            self._slow = self._connect(30_000, 1000)
+            self._slow = self._connect(BUSY_MS)
         return self._slow
 
     def _run_slow(self, work: PassWork) -> PassResult:
         return self._run(self._slow_conn(), work, wait=True)
-
-    def _checkpoint_now(self) -> None:
-        self._slow_conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _run(self, conn: sqlite3.Connection, work: PassWork, *, wait: bool) -> PassResult:
         # Each moment once: a delivered row's time is its attempt's, its next time and its delivery time (profiled:
@@ -519,17 +517,22 @@ class SqlitePassStore(PassStore):
         return PassResult(rows, targets, due)
 
     async def run(self, work: PassWork) -> PassResult:
-        loop = asyncio.get_running_loop()
-        self._passes += 1
-        if self._passes % self.CHECKPOINT_EVERY == 0 and (self._checkpoint is None or self._checkpoint.done()):
-            self._checkpoint = loop.run_in_executor(self._pool, self._checkpoint_now)
-            self._checkpoint.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if self._fast is None:
-            self._fast = self._connect(0, 0)
+        turn = writer_turn(self.path)
+        if turn.locked():
+            await asyncio.wait_for(turn.acquire(), WRITER_WAIT)
+        else:
+            await turn.acquire()  # free: taken without a suspension
         try:
-            return self._run(self._fast, work, wait=False)
-        except _Busy:
-            return await loop.run_in_executor(self._pool, self._run_slow, work)
+            if self._fast is None:
+                self._fast = self._connect(0)
+            try:
+                result = self._run(self._fast, work, wait=False)
+            except _Busy:
+                result = await asyncio.get_running_loop().run_in_executor(self._pool, self._run_slow, work)
+            checkpoints_of(self.path, lambda: writer_turn(self.path)).committed()
+        finally:
+            turn.release()
+        return result
 
     def _close_slow(self) -> None:
         if self._slow is not None:
