@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     notify_event_ttl: float = Field(default=300.0, gt=0)
     notify_keep_days: float = Field(default=5.0, gt=0)
     notify_probe_interval: float = Field(default=30.0, gt=0)
+    # The delivery log (notifications delivered or failed, with their attempts) is kept this many days, then
+    # forgotten (notify.retention); 0 keeps it forever. A pending notification is never forgotten.
+    notify_retention_days: float = Field(default=30.0, ge=0)
     # Failed authentication per source address (REST keys, legacy tokens): this many within
     # ``auth_fail_window`` seconds, then 429 with Retry-After until the window has room again.
     auth_fail_limit: int = Field(default=20, ge=1)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vpbx.store import changes
@@ -240,6 +240,25 @@ async def pull_forward(session: AsyncSession, now: datetime, later: datetime, pr
         await conn.execute(_PROBE, {"d": d, "now": now, "later": later})
     for d in recovered:
         await conn.execute(_RECOVER, {"d": d, "now": now})
+
+
+_OLDEST = (select(_T.c.id, _T.c.state, _T.c.created_at).where(_T.c.id > bindparam("after"))
+           .order_by(_T.c.id).limit(bindparam("batch")))
+_FORGET = delete(_T).where(_T.c.id.in_(bindparam("ids", expanding=True)), _T.c.state != "pending")
+
+
+async def forget_settled(session: AsyncSession, *, after: int, before: datetime, batch: int) -> tuple[int, int, bool]:
+    """One step of the delivery log's retention, oldest first: of the ``batch`` rows after id ``after``, those
+    delivered or failed and created before ``before`` are deleted, their attempts with them (the key cascades).
+    Returns how many were deleted, the last id looked at, and whether the walk is over (a row created from
+    ``before`` on was reached: ids grow with time, so nothing older follows). Walking the primary key, a step
+    reads ``batch`` rows whatever the table's size; a pending row is passed over, kept."""
+    conn = await session.connection()
+    rows = (await conn.execute(_OLDEST, {"after": after, "batch": batch})).all()
+    ids = [r.id for r in rows if r.created_at < before and r.state != "pending"]
+    deleted = int((await conn.execute(_FORGET, {"ids": ids})).rowcount or 0) if ids else 0
+    over = len(rows) < batch or any(r.created_at >= before for r in rows)
+    return deleted, rows[-1].id if rows else after, over
 
 
 async def counts(session: AsyncSession, domain_id: int | None = None) -> dict[str, int]:
