@@ -43,7 +43,8 @@ BUSY_MS = 30_000  # the pooled connections' busy timeout (``store.db``)
 
 
 class Checkpoints:
-    """Copies a database's write-ahead log into it every ``EVERY`` commits made on the loop, in one thread shared by
+    """Copies a database's write-ahead log into it every ``EVERY`` commits of the process (the pooled connections' and
+    the delivery passes', ``repositories.outbox.SqlitePassStore``), in one thread shared by
     every database of the process, on a connection opened for it and closed after (a test suite opens hundreds of
     stores). It runs holding this process's writer turn (``store.db``), as SQLite's own checkpoint runs inside the
     committing writer's lock: with writers appending meanwhile it would never copy the whole log, the next writer
