@@ -109,9 +109,9 @@ def checkpoints_of(path: str, turn: Callable[[], asyncio.Lock]) -> Checkpoints:
     return found
 
 
-def checkpoints(dbapi_connection: Any, path: str, turn: Callable[[], asyncio.Lock]) -> None:
+def checkpoints(dbapi_connection: Any, found: Checkpoints) -> None:
     """The pooled connection's commits are counted towards its database's checkpoints (its own are off)."""
-    _CHECKPOINTS[dbapi_connection._connection] = checkpoints_of(path, turn)
+    _CHECKPOINTS[dbapi_connection._connection] = found
 
 
 _WRITING: set[int] = set()  # the adapter connections (ids) that hold this process's writer turn (``store.db``)

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, delete, exists, func, insert, or_, select, update
@@ -20,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vpbx.store import changes
 from vpbx.store.base import UTCDateTime
-from vpbx.store.db import WRITER_WAIT, writer_turn
-from vpbx.store.sqlite_cursor import BUSY_MS, checkpoints_of
+from vpbx.store.db import file_checkpoints, sqlite_file, take_writer_turn
+from vpbx.store.sqlite_cursor import BUSY_MS
 from vpbx.store.tables import DeliveryAttempt, DeliveryHealth, Integration, OutboxRow
 from vpbx.tasks import spawn
 
@@ -453,7 +452,7 @@ class SqlitePassStore(PassStore):
     (WAL, synchronous=NORMAL)."""
 
     def __init__(self, path: str) -> None:
-        self.path = str(Path(path).resolve())  # the key of the file's writer turn and checkpoints (store.db)
+        self.path = sqlite_file(path)  # the key of the file's writer turn and checkpoints (store.db)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpbx-notify-sqlite")
         self._fast: sqlite3.Connection | None = None
         self._slow: sqlite3.Connection | None = None
@@ -536,11 +535,7 @@ class SqlitePassStore(PassStore):
         return PassResult(rows, targets, due)
 
     async def run(self, work: PassWork) -> PassResult:
-        turn = writer_turn(self.path)
-        if turn.locked():
-            await asyncio.wait_for(turn.acquire(), WRITER_WAIT)
-        else:
-            await turn.acquire()  # free: taken without a suspension
+        turn = await take_writer_turn(self.path)
         try:
             if self._fast is None:
                 self._fast = self._connect(0)
@@ -548,7 +543,7 @@ class SqlitePassStore(PassStore):
                 result = self._run(self._fast, work, wait=False)
             except _Busy:
                 result = await asyncio.get_running_loop().run_in_executor(self._pool, self._run_slow, work)
-            checkpoints_of(self.path, lambda: writer_turn(self.path)).committed()
+            file_checkpoints(self.path).committed()
         finally:
             turn.release()
         return result
