@@ -119,11 +119,11 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
         http = shared() if shared is not None and not getattr(dispatcher, "_stopping", True) else None
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         if http is not None:
-            answer = await asyncio.wait_for(post(http, target.crm_url, body, headers, timeout, private_ok),
+            answer = await asyncio.wait_for(post(http, target.crm_url, body, headers, timeout),
                                             timeout + 0.5)
         else:
             async with client_session(private_ok, limit=4) as own:
-                answer = await asyncio.wait_for(post(own, target.crm_url, body, headers, timeout, private_ok),
+                answer = await asyncio.wait_for(post(own, target.crm_url, body, headers, timeout),
                                                 timeout + 0.5)
         if answer.status is None:
             outcome = "timeout" if (answer.error or "").startswith("timeout") else "failed"
@@ -155,4 +155,4 @@ async def probe(runtime: Runtime, integration: Integration, phone: str = "790000
         else DEFAULT_LOOKUP_TIMEOUT
     async with client_session(allow_private(runtime.settings), limit=1) as http:
         return await post(http, integration.crm_url, body, {"Content-Type": content_type, "Accept": "application/json"},
-                          timeout, allow_private(runtime.settings))
+                          timeout)

@@ -42,7 +42,7 @@ from vpbx.store.repositories import outbox as repo
 from vpbx.tasks import spawn
 
 if TYPE_CHECKING:
-    import aiohttp
+    from vpbx.notify.http1 import Client
 
 log = logging.getLogger("vpbx.notify")
 
@@ -124,7 +124,7 @@ class Dispatcher:
         self.poll = s.notify_poll
         self.policy = retry.Policy.from_settings(s)
         self.rng = rng or random.Random()
-        self.http: aiohttp.ClientSession | None = None
+        self.http: Client | None = None
         self._inflight: dict[int, Claimed] = {}
         self._active: set[int] = set()  # the domains of the last claim's rows
         self._domain_load: Counter[int] = Counter()
@@ -399,8 +399,7 @@ class Dispatcher:
                 answer = Answer(None, b"", None, None, 0.0, "refused: no CRM URL", refused=True)
             else:
                 body = with_token(row.body, target.crm_token)
-                answer = await post(self._client(), url, body, self._headers(row, target, body), self.timeout,
-                                    self.private_ok)
+                answer = await post(self._client(), url, body, self._headers(row, target, body), self.timeout)
             self._settle(row, url, answer)
         except asyncio.CancelledError:
             raise
@@ -408,12 +407,12 @@ class Dispatcher:
             log.exception("delivery failed unexpectedly", extra={"outbox_id": row.id})
             self._settle(row, row.url or "", Answer(None, b"", None, None, 0.0, f"internal: {exc}"[:500]))
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _client(self) -> Client:
         return self.client()
 
-    def client(self) -> aiohttp.ClientSession:
-        """The dispatcher's HTTP session (keep-alive to every CRM), made at the first request: a server that
-        sends nothing never loads aiohttp (issue 14: start time and idle memory). Contact lookups share it."""
+    def client(self) -> Client:
+        """The dispatcher's HTTP client (keep-alive to every CRM), made at the first request. Contact lookups
+        share it."""
         if self.http is None or self.http.closed:
             self.http = client_session(self.private_ok, limit=self.max_inflight)
         return self.http

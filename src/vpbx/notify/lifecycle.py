@@ -1,4 +1,4 @@
-"""Start/stop hooks for ``vpbx.app``; the dispatcher (and aiohttp) load only when the server starts."""
+"""Start/stop hooks for ``vpbx.app``; the dispatcher loads only when the server starts."""
 
 from __future__ import annotations
 

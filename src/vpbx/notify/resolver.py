@@ -1,29 +1,45 @@
-"""``SafeResolver``: aiohttp's resolver, refusing names with an internal address (``vpbx.notify.ssrf``).
-
-Its own module because it imports aiohttp, which loads at the first CRM request rather than at every start
-(issue 14: start time and idle memory); ``vpbx.notify.ssrf.SafeResolver`` still names it.
-"""
+"""``SafeResolver``: the system's resolver, refusing names with an internal address (``vpbx.notify.ssrf``)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from typing import Any, Protocol
 
 from vpbx.notify.ssrf import ALLOW_HINT, AddressRefused, is_internal
 
 
-class SafeResolver(AbstractResolver):
+class Lookup(Protocol):
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[dict[str, Any]]: ...
+
+
+class SystemResolver:
+    """``getaddrinfo`` in the loop's executor: every address of a name, IPv4 and IPv6, duplicates dropped."""
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+        seen: dict[str, dict[str, Any]] = {}
+        for fam, _, proto, _, address in infos:
+            seen.setdefault(str(address[0]), {"hostname": host, "host": str(address[0]), "port": port,
+                                              "family": fam, "proto": proto, "flags": 0})
+        return list(seen.values())
+
+
+class SafeResolver:
     """Resolves names and refuses any that has an internal address, unless they are allowed."""
 
     def __init__(self, private_ok: bool) -> None:
         self.private_ok = private_ok
-        self._inner = DefaultResolver()
+        self._inner: Lookup = SystemResolver()
 
     async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
+                      family: socket.AddressFamily = socket.AF_UNSPEC) -> list[dict[str, Any]]:
+        try:
+            results = await self._inner.resolve(host, port, family)
+        except OSError as exc:
+            raise OSError(f"cannot resolve {host}: {exc}") from exc
         if self.private_ok:
             return results
         internal = [r["host"] for r in results if is_internal(r["host"])]
@@ -33,4 +49,4 @@ class SafeResolver(AbstractResolver):
         return results
 
     async def close(self) -> None:
-        await self._inner.close()
+        return None

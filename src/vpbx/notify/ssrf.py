@@ -4,10 +4,10 @@ Only http(s) URLs, and only global unicast addresses: loopback, private (RFC 191
 metadata at 169.254.169.254), CGNAT 100.64.0.0/10, unique-local fc00::/7, unspecified, multicast,
 documentation and other reserved ranges are refused, and so are IPv6 addresses embedding such an IPv4
 address (IPv4-mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo). A literal IP host is
-checked before the request; a name is checked as it resolves (``SafeResolver``, aiohttp's resolver), and
+checked before the request; a name is checked as it resolves (``SafeResolver``), and
 the connection goes to the very addresses that were checked, so a DNS answer cannot smuggle an internal
 address past the check (nor can a second lookup: there is none). A name with any internal address is
-refused whole. Redirects are never followed (``transport.post``).
+refused whole. Redirects are never followed (``http1.Client``).
 
 Development opts out explicitly: ``vpbx serve --allow-private-crm`` / ``VPBX_ALLOW_PRIVATE_CRM=1``.
 """
@@ -85,11 +85,11 @@ def check_url(url: str, private_ok: bool) -> str:
 
 
 class AddressRefused(Refused, OSError):
-    """A name resolved to an internal address (raised inside aiohttp's connector)."""
+    """A name resolved to an internal address (raised as the client connects)."""
 
 
 def __getattr__(name: str) -> Any:
-    """``SafeResolver`` lives in ``vpbx.notify.resolver`` (it imports aiohttp, which loads at first use)."""
+    """``SafeResolver`` lives in ``vpbx.notify.resolver`` (which imports this module)."""
     if name == "SafeResolver":
         from vpbx.notify.resolver import SafeResolver
 
