@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     notify_timeout: float = Field(default=10.0, gt=0)
     notify_lease: float = Field(default=30.0, gt=0)
     notify_batch: int = Field(default=256, ge=1)
-    notify_max_inflight: int = Field(default=512, ge=1)
+    notify_max_inflight: int = Field(default=1024, ge=1)  # rows claimed and not yet settled, all domains
     notify_domain_concurrency: int = Field(default=32, ge=1)
     notify_poll: float = Field(default=1.0, gt=0)
     notify_dispatcher: bool = True  # off: enqueue only (another process delivers)
