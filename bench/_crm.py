@@ -24,13 +24,15 @@ def _serve(port: int, ready: multiprocessing.synchronize.Event) -> None:
     counts: Counter[str] = Counter()
     receiver = Receiver(crm_token=TOKEN, dedupe_size=1_000_000)
 
+    # Handlers that do not block are ``async def``, as the receiver's documentation says: a plain function runs in
+    # a worker thread (for a CRM's blocking lookups), a hop that costs the answer ~120 us.
     @receiver.on_contact
-    def who(query: Any) -> dict[str, str]:
+    async def who(query: Any) -> dict[str, str]:
         counts["contact"] += 1
         return {"contact_name": "ООО Ромашка"}
 
     for kind in ("history", "event", "rating", "webhook"):
-        def took(notice: Any, kind: str = kind) -> None:
+        async def took(notice: Any, kind: str = kind) -> None:
             counts[kind] += 1
         getattr(receiver, f"on_{kind}")(took)
 
