@@ -74,7 +74,9 @@ def test_non_owner_forwards_to_the_owner(cluster: Cluster) -> None:
         missing = via_other.post("/sim/v1/calls/nope/answer", json={"user": "admin"})
         direct = via_owner.post("/sim/v1/calls/nope/answer", json={"user": "admin"})
         assert (missing.status_code, missing.json()) == (direct.status_code, direct.json())
-        assert missing.status_code == 404
+        assert missing.status_code == 404 and missing.headers["content-type"] == direct.headers["content-type"]
+        head, head_direct = via_other.head(f"/sim/v1/calls/{callid}"), via_owner.head(f"/sim/v1/calls/{callid}")
+        assert (head.status_code, head.content) == (head_direct.status_code, b"")
         # REST click-to-call through the non-owner: the call lives on the owner.
         r = via_other.post("/crmapi/v1/makecall", json={"user": "ivan", "phone": "79161234567"})
         assert r.status_code == 200, r.text

@@ -123,6 +123,26 @@ async def test_requests_reuse_one_kept_connection_and_send_what_was_asked(serve:
     assert body == b"n=3"
 
 
+async def test_other_methods_and_the_callers_own_host(serve: Any) -> None:
+    """What a cluster's forwarding sends: any method but HEAD, the caller's Host and User-Agent instead of the
+    client's, no length for a GET without a body."""
+    server = await serve(keep_answering)
+    async with client() as http:
+        got = await http.request("GET", server.url("/sim/v1/calls/1?x=1"), b"", [("host", "pbx.example:8080"),
+                                                                               ("User-Agent", "curl/8")], 5)
+        assert (got.status, got.raw[0]) == (200, (b"Content-Type", b"application/json"))
+        assert (await http.request("DELETE", server.url(), b"{}", {}, 5)).status == 200
+        for method, headers in (("HEAD", {}), ("CONNECT", {}), ("GET", {"Content-Length": "5"})):
+            with pytest.raises(ValueError):
+                await http.request(method, server.url(), b"", headers, 5)
+    lines = server.requests[0][0].decode("ascii").split("\r\n")
+    assert lines[0] == "GET /sim/v1/calls/1?x=1 HTTP/1.1"
+    assert [line for line in lines if line.split(":")[0].lower() in ("host", "user-agent", "content-length")] == \
+        ["host: pbx.example:8080", "User-Agent: curl/8"]
+    assert server.requests[1][0].startswith(b"DELETE /crm HTTP/1.1\r\n") and server.requests[1][1] == b"{}"
+    assert len(server.requests) == 2
+
+
 async def test_credentials_in_the_url_are_sent_as_basic_authentication(serve: Any) -> None:
     server = await serve(keep_answering)
     async with client() as http:

@@ -60,7 +60,7 @@ async def stop(runtime: Runtime) -> None:
         await own.stop()
     client = runtime.extras.pop("cluster.http", None)
     if client is not None:
-        await client.aclose()  # type: ignore[attr-defined]
+        await client.close()  # type: ignore[attr-defined]
 
 
 def install(app: FastAPI) -> None:

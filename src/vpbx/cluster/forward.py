@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from vpbx import __version__
 from vpbx.api.responses import json_response
 from vpbx.cluster import cluster_of
+from vpbx.notify.http1 import AnswerError, Client
 from vpbx.runtime import Runtime
 
 if TYPE_CHECKING:
-    import httpx
-
     from vpbx.cluster.ownership import Ownership
 
 log = logging.getLogger("vpbx.cluster.forward")
@@ -31,6 +31,7 @@ log = logging.getLogger("vpbx.cluster.forward")
 HEADER = "x-vpbx-forwarded-by"  # the node that forwarded: the receiver never forwards again
 CLIENT = "cluster.http"  # runtime.extras: the keep-alive client to the other nodes
 TIMEOUT, CONNECT_TIMEOUT = 30.0, 1.0  # seconds: a dead owner refuses at once; a command may run long (clock)
+MAX_FORWARDED = 64 * 1024 * 1024  # bytes: an engine command's answer is small; this only bounds a broken one
 RETRY_PAUSE = 0.1  # seconds between looks for a new owner while the old one's lease runs out
 # Not copied: hop-by-hop headers, and what the next hop computes again.
 _DROP_REQUEST = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -53,13 +54,12 @@ def _moving() -> Response:
     return response
 
 
-def _client(runtime: Runtime) -> httpx.AsyncClient:
-    import httpx  # here, not at import: only a cluster forwards, and httpx weighs on every server's start
-
+def _client(runtime: Runtime) -> Client:
+    """Kept-alive connections to the other nodes: the notifier's HTTP client (``notify.http1``), which costs a
+    forwarded request a tenth of what httpx's did. Nodes are on private addresses: no SSRF guard here."""
     client = runtime.extras.get(CLIENT)
-    if not isinstance(client, httpx.AsyncClient):
-        client = httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT),
-                                   limits=httpx.Limits(max_keepalive_connections=64))
+    if not isinstance(client, Client):
+        client = Client(True, 256, f"vpbx/{__version__} (cluster)", MAX_FORWARDED, connect_timeout=CONNECT_TIMEOUT)
         runtime.extras[CLIENT] = client
     return client
 
@@ -74,8 +74,6 @@ async def on_owner(request: Request, runtime: Runtime, domain_id: int, *, body: 
     if own.owns(domain_id):
         if await own.acquire(domain_id):  # ready at once unless it is ending its last owner's calls
             return
-    import httpx  # a cluster's forwarding only (see ``_client``)
-
     forwarded = request.headers.get(HEADER)
     deadline = time.monotonic() + own.ttl * 2 + 1.0
     while True:
@@ -91,7 +89,7 @@ async def on_owner(request: Request, runtime: Runtime, domain_id: int, *, body: 
                 raise Answered(_moving())  # one hop: the sender's view was stale; the client tries again
             try:
                 raise Answered(await _send(request, runtime, own, lease.url, body, content_type))
-            except httpx.TransportError as exc:
+            except (OSError, AnswerError, TimeoutError) as exc:  # no answer from it: it is dead, or moving
                 log.info("owner unreachable, looking again", extra={"domain_id": domain_id,
                                                                   "owner": lease.node_id, "error": repr(exc)})
                 own.leases.pop(domain_id, None)
@@ -111,9 +109,15 @@ async def _send(request: Request, runtime: Runtime, own: Ownership, base: str, b
     headers.append((HEADER, own.node.node_id))
     url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     content = body if body is not None else await request.body()
-    answer = await _client(runtime).request(request.method, url, content=content, headers=headers)
-    return Response(content=answer.content, status_code=answer.status_code,
-                    headers={k: v for k, v in answer.headers.items() if k.lower() not in _DROP_RESPONSE})
+    head = request.method == "HEAD"  # sent as GET (its answer's length is not followed by a body), body dropped
+    answer = await _client(runtime).request("GET" if head else request.method, url, content, headers, TIMEOUT)
+    if len(answer.body) >= MAX_FORWARDED:
+        raise AnswerError("the owner's answer is larger than a forwarded answer may be")
+    response = Response(content=b"" if head else answer.body, status_code=answer.status)
+    for name, value in answer.raw:
+        if name.lower().decode("latin-1") not in _DROP_RESPONSE:
+            response.raw_headers.append((name.lower(), value))
+    return response
 
 
 async def on_all(request: Request, runtime: Runtime) -> None:
