@@ -186,6 +186,23 @@ async def test_a_connection_seen_closed_is_not_taken_again(serve: Any) -> None:
     assert [body for _, body in server.requests] == [b"1", b"2"] and server.connections == 2
 
 
+async def test_idle_connections_are_closed_after_the_keepalive(serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vpbx.notify import http1
+
+    monkeypatch.setattr(http1, "KEEPALIVE", 0.05)
+    server = await serve(keep_answering)
+    async with client() as http:
+        assert (await post(http, server.url(), b"1", {}, 5)).status == 200
+        (kept,) = http._idle[("http", "127.0.0.1", server.port)]
+        for _ in range(200):  # the sweep closes it without another request
+            if kept.closed and not http._idle:
+                break
+            await asyncio.sleep(0.01)
+        assert kept.closed and not http._idle and http._sweeper is None
+        assert (await post(http, server.url(), b"2", {}, 5)).status == 200
+    assert server.connections == 2
+
+
 async def test_a_connection_that_breaks_after_part_of_the_answer_is_not_retried(serve: Any) -> None:
     server = await serve(answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"par"))
     async with client() as http:

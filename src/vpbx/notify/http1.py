@@ -205,6 +205,7 @@ class Client:
         self._addresses: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._tls = tls  # the system's CAs unless given (tests give their own)
         self.connect_timeout = connect_timeout  # within the request's own timeout
+        self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
 
     async def __aenter__(self) -> Client:
@@ -215,6 +216,9 @@ class Client:
 
     async def close(self) -> None:
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
@@ -325,6 +329,20 @@ class Client:
             return
         conn.idle_since = time.monotonic()
         idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(KEEPALIVE, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle past KEEPALIVE (a CRM posted to once must not hold a socket for good)."""
+        self._sweeper = None
+        now = time.monotonic()
+        for key, idle in list(self._idle.items()):
+            while idle and (idle[0].closed or now - idle[0].idle_since >= KEEPALIVE):  # the oldest are first
+                idle.popleft().close()
+            if not idle:
+                del self._idle[key]
+        if self._idle and not self.closed:
+            self._sweeper = asyncio.get_running_loop().call_later(KEEPALIVE, self._sweep)
 
     async def _connect(self, target: Target) -> _Connection:
         loop = asyncio.get_running_loop()
