@@ -55,8 +55,8 @@ def _moving() -> Response:
 
 
 def _client(runtime: Runtime) -> Client:
-    """Kept-alive connections to the other nodes: the notifier's HTTP client (``notify.http1``), which costs a
-    forwarded request a tenth of what httpx's did. Nodes are on private addresses: no SSRF guard here."""
+    """Kept-alive connections to the other nodes: the notifier's HTTP client (``notify.http1``); the hop costs
+    0.7-0.8 ms on loopback against 1.7-1.8 with httpx's. Nodes are on private addresses: no SSRF guard here."""
     client = runtime.extras.get(CLIENT)
     if not isinstance(client, Client):
         client = Client(True, 256, f"vpbx/{__version__} (cluster)", MAX_FORWARDED, connect_timeout=CONNECT_TIMEOUT)
@@ -111,8 +111,9 @@ async def _send(request: Request, runtime: Runtime, own: Ownership, base: str, b
     content = body if body is not None else await request.body()
     head = request.method == "HEAD"  # sent as GET (its answer's length is not followed by a body), body dropped
     answer = await _client(runtime).request("GET" if head else request.method, url, content, headers, TIMEOUT)
-    if len(answer.body) >= MAX_FORWARDED:
-        raise AnswerError("the owner's answer is larger than a forwarded answer may be")
+    if len(answer.body) >= MAX_FORWARDED:  # answered, so not sent again: a command may not run twice
+        log.warning("an answer too large to forward", extra={"path": request.url.path, "status": answer.status})
+        return json_response({"message": "The answer of the domain's owner is too large to forward"}, 502)
     response = Response(content=b"" if head else answer.body, status_code=answer.status)
     for name, value in answer.raw:
         if name.lower().decode("latin-1") not in _DROP_RESPONSE:
