@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -127,6 +128,40 @@ def test_sqlite_forgets_after_the_ttl(tmp_path: Path) -> None:
 
     asyncio.run(main())
     store.close()
+
+
+class _LockedOnce:
+    """A connection whose first switch to WAL is answered as SQLite answers a worker whose sibling switches the new
+    file at the same moment ("database is locked", at once)."""
+
+    def __init__(self, db: sqlite3.Connection, error: str) -> None:
+        self.db, self.error = db, error
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "PRAGMA journal_mode=WAL" and self.error:
+            error, self.error = self.error, ""
+            raise sqlite3.OperationalError(error)
+        return self.db.execute(sql, *args)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def test_the_switch_to_wal_is_tried_again_when_a_sibling_process_holds_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: _LockedOnce(connect(*a, **kw), "database is locked"))
+    store = SqliteDedupe(tmp_path / "seen.db")
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    async def main() -> None:
+        assert await store.claim("a") is Claim.NEW
+
+    asyncio.run(main())
+    store.close()
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: _LockedOnce(connect(*a, **kw), "disk I/O error"))
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        SqliteDedupe(tmp_path / "other.db")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -93,9 +93,24 @@ class SqliteDedupe:
         self._finished = 0
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(busy_timeout)
             self._db.execute("CREATE TABLE IF NOT EXISTS vpbx_handled "
                              "(key TEXT PRIMARY KEY, done INTEGER NOT NULL, at REAL NOT NULL)")
+
+    def _wal(self, busy_timeout: float) -> None:
+        """The file in WAL mode. Worker processes that open a new file at once each try the switch, which needs the
+        file to itself: SQLite answers one of two "locked" at once, without the busy timeout (waiting could
+        deadlock them), so it is tried again; once another has switched, it is a no-op. (Seen in CI: a worker
+        of four failed at start.)"""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def close(self) -> None:
         with self._lock:
