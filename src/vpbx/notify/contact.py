@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -118,13 +117,12 @@ async def lookup_contact(runtime: Runtime, domain_id: int, query: ContactQuery, 
         shared = getattr(dispatcher, "client", None)  # the dispatcher's keep-alive session, while it runs
         http = shared() if shared is not None and not getattr(dispatcher, "_stopping", True) else None
         headers = {"Content-Type": content_type, "Accept": "application/json"}
+        # The client keeps ``timeout`` itself (connect, send and answer): no second timer and task around it.
         if http is not None:
-            answer = await asyncio.wait_for(post(http, target.crm_url, body, headers, timeout),
-                                            timeout + 0.5)
+            answer = await post(http, target.crm_url, body, headers, timeout)
         else:
             async with client_session(private_ok, limit=4) as own:
-                answer = await asyncio.wait_for(post(own, target.crm_url, body, headers, timeout),
-                                                timeout + 0.5)
+                answer = await post(own, target.crm_url, body, headers, timeout)
         if answer.status is None:
             outcome = "timeout" if (answer.error or "").startswith("timeout") else "failed"
             log.info("contact lookup failed", extra={"domain_id": domain_id, "error": answer.error})
