@@ -10,9 +10,10 @@ PORT ?= 8080
 .PHONY: run test lint bench fuzz install install-test system-deps clean
 
 # Real peers the SIP and media tests talk to (Debian): sipp, baresip, rtpengine, Kamailio (the SIP bench's limit),
-# espeak-ng (default prompts), sox (media conversion), iproute2 (cluster tests across network namespaces).
+# espeak-ng (default prompts), sox (media conversion), iproute2 (cluster tests across network namespaces),
+# chromium (the cabinet's and the example CRM's browser tests, through Playwright).
 SYSTEM_TOOLS := sipp:sip-tester baresip:baresip rtpengine:rtpengine-daemon kamailio:kamailio espeak-ng:espeak-ng \
-	sox:sox ip:iproute2 socat:socat wrk:wrk
+	sox:sox ip:iproute2 socat:socat wrk:wrk chromium:chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

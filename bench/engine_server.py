@@ -170,6 +170,19 @@ def prepare(url: str, home: Path, crm_base: str) -> None:
          "--on")
 
 
+def contact_waits(base: str) -> tuple[float, float]:
+    """(lookups, seconds waited on them) so far, from the server's /metrics: the engine places a call only once its
+    ``contact`` lookup is answered, and on a virtual clock the next call waits for that one."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("vpbx_crm_contact_seconds_count", "vpbx_crm_contact_seconds_sum"):
+            found[name] = float(value)
+    return found.get("vpbx_crm_contact_seconds_count", 0.0), found.get("vpbx_crm_contact_seconds_sum", 0.0)
+
+
 def drained(raw: Raw, crm_base: str) -> tuple[bool, int, int]:
     pending = int(raw.value("SELECT count(*) FROM notify_outbox WHERE state = 'pending'"))
     delivered = int(raw.value("SELECT count(*) FROM notify_outbox WHERE state = 'delivered'"))
@@ -209,6 +222,7 @@ def run_backend(backend: str, calls: int, step: float, profile: str = "", label:
             history0 = int(raw.value("SELECT count(*) FROM call_history"))
             db0 = raw.db_work()
             cpu0 = cpu_seconds(server.pid)
+            waits0 = contact_waits(base)
             began = time.perf_counter()
             request("POST", f"{base}/sim/v1/traffic", body)
             advances = 0
@@ -219,6 +233,7 @@ def run_backend(backend: str, calls: int, step: float, profile: str = "", label:
                 if state["state"] != "running":
                     break
             engine_done = time.perf_counter() - began
+            lookups, waited = (b - a for a, b in zip(waits0, contact_waits(base), strict=True))
             deadline = time.perf_counter() + 600
             while not (d := drained(raw, crm_base))[0]:
                 if time.perf_counter() > deadline:
@@ -252,6 +267,9 @@ def run_backend(backend: str, calls: int, step: float, profile: str = "", label:
           f"complete calls/s ({'met' if rate >= 1000 else 'NOT met'}: >= 1000)")
     print(f"{backend}:   vpbx's CPU: {cpu:6.2f} s = {cpu * 1000 / history:5.2f} ms a call, {history / cpu:7.0f} "
           f"calls per CPU-second (what one free core would do; the machine is shared)")
+    if lookups:
+        print(f"{backend}:   contact lookups: {lookups:.0f}, the engine waited {waited:5.2f} s on them "
+              f"({waited * 1000 / lookups:5.2f} ms each, {waited * 100 / engine_done:3.0f}% of the calls' time)")
     if db0 is not None and db1 is not None:  # the capacity model's per-call database cost (README)
         commits, rows = ((b - a) / history for a, b in zip(db0, db1, strict=True))
         print(f"{backend}:   database work a call: {commits:5.2f} commits, {rows:5.1f} rows written "

@@ -27,7 +27,7 @@ def admin(tenant: Tenant) -> Person:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+        pytest.skip(f"no chromium at {CHROMIUM} (make system-deps installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (the test extra)")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -17,7 +17,7 @@ CHROMIUM = os.environ.get("VPBX_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                reason=f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+                                reason=f"no chromium at {CHROMIUM} (make system-deps installs it)")
 
 
 @pytest.fixture
