@@ -11,11 +11,18 @@ threads: on a shared machine the steadiest figure, and what bounds the rate; the
 the SQLite driver's, the hashing pool's) and its garbage collector's passes (the full ones apart).
 
     .venv/bin/python bench/writes.py [--backend sqlite|postgres|both] [--seconds 10] [--connections 32]
-                                     [--compare OLD/src] [--profile PREFIX]
+                                     [--compare OLD/src] [--profile PREFIX] [--workers N] [--rate R]
 
 ``--compare`` runs another copy of vpbx's ``src/`` (an earlier commit's, checked out elsewhere) with the same load,
 alternating with this tree per backend, and prints both in one table: on a busy machine only figures taken side
 by side compare. ``--profile`` records the server with py-spy (raw stacks; py-spy on PATH).
+
+``--rate R`` paces the clients to R writes a second in all (an open schedule: each write waits for its slot), so the
+loop's lag can be read below saturation: it then shows a step that blocks the loop, not the queue of a saturated one.
+
+``--workers N`` (PostgreSQL only, as ``vpbx serve`` allows): the server is ``vpbx serve --workers N`` itself, N
+processes sharing the port, as a host with more cores runs it; its CPU is summed over the processes, and the
+loop's lag is not measured (the probe lives in the bench's own server).
 
 PostgreSQL: ``VPBX_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``); the bench
 creates a database of its own beside it.
@@ -127,6 +134,22 @@ def percentile(values: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children, read from /proc."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return total
+
+
 class Load:
     def __init__(self, base: str) -> None:
         self.base = base
@@ -137,9 +160,20 @@ class Load:
         self.measuring = False
         self.elapsed = 0.0
         self.lag: dict[str, Any] = {}
+        self.rate = 0.0  # writes a second in all (0: as fast as the answers come)
+        self._slot = 0
+        self._paced_from = 0.0
+
+    def pace(self, rate: float) -> None:
+        self.rate, self._slot, self._paced_from = rate, 0, time.monotonic()
 
     async def call(self, http: aiohttp.ClientSession, op: str, method: str, path: str,
                    body: dict[str, object] | None = None) -> dict[str, object] | None:
+        if self.rate:
+            self._slot += 1
+            wait = self._paced_from + self._slot / self.rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         began = time.perf_counter()
         async with http.request(method, self.base + path, json=body) as resp:
             data = await resp.read()
@@ -178,23 +212,41 @@ class Load:
             await self.call(http, "user delete", "DELETE", f"{V1}/users/{login}")
 
 
-async def run_load(base: str, seconds: float, connections: int) -> Load:
+NO_PROBE = {"samples": 0, "p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan"), "threads": {},
+            "gc_passes": float("nan"), "gc_max_ms": float("nan"), "gc_total_ms": float("nan"),
+            "gc_full": float("nan"), "gc_full_max_ms": float("nan")}
+
+
+async def run_load(base: str, seconds: float, connections: int, workers_pid: int | None = None,
+                   rate: float = 0.0) -> Load:
+    """``workers_pid``: the server is ``vpbx serve --workers`` (no probe): its processes' CPU is read from /proc."""
     load = Load(base)
+    if rate:
+        load.pace(rate)
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, headers={"X-API-KEY": KEY}) as http:
-        async with http.get(base + "/_bench/lag") as r:
-            await r.read()
+        if workers_pid is None:
+            async with http.get(base + "/_bench/lag") as r:
+                await r.read()
         warm = time.monotonic() + 2
         await asyncio.gather(*(load.client(http, n, warm) for n in range(connections)))
-        async with http.get(base + "/_bench/lag?reset=true") as r:
-            before = await r.json()
-            cpu_before = float(before["cpu_s"])
+        if workers_pid is None:
+            async with http.get(base + "/_bench/lag?reset=true") as r:
+                before = await r.json()
+                cpu_before = float(before["cpu_s"])
+        else:
+            before, cpu_before = dict(NO_PROBE), tree_cpu(workers_pid)
         load.measuring = True
+        if rate:
+            load.pace(rate)
         began = time.monotonic()
         await asyncio.gather(*(load.client(http, n, began + seconds) for n in range(connections)))
         load.elapsed = time.monotonic() - began
-        async with http.get(base + "/_bench/lag") as r:
-            load.lag = await r.json()
+        if workers_pid is None:
+            async with http.get(base + "/_bench/lag") as r:
+                load.lag = await r.json()
+        else:
+            load.lag = {**NO_PROBE, "cpu_s": tree_cpu(workers_pid)}
         load.lag["cpu_s"] = float(load.lag["cpu_s"]) - cpu_before
         load.lag["threads"] = {name: cpu - before["threads"].get(name, 0.0)
                                for name, cpu in load.lag["threads"].items()}
@@ -202,7 +254,7 @@ async def run_load(base: str, seconds: float, connections: int) -> Load:
 
 
 def bench(backend: str, seconds: float, connections: int, profile: str | None = None,
-          src: str | None = None, label: str = "") -> dict[str, float]:
+          src: str | None = None, label: str = "", workers: int = 1, rate: float = 0.0) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="vpbx-bench-writes-"))
     env = {**os.environ, "VPBX_HOME": str(tmp)}
     if src:  # another tree of vpbx's code (``--compare``): the same bench, side by side in one run
@@ -220,12 +272,16 @@ def bench(backend: str, seconds: float, connections: int, profile: str | None = 
     log = tmp / "server.log"
     with open(log, "wb") as out:
         cmd = [sys.executable, "-c", SERVER, str(port)]
+        if workers > 1:  # vpbx's own supervisor: N processes on the port (SO_REUSEPORT), as `vpbx serve` runs them
+            cmd = [*VPBX, "serve", "--workers", str(workers), "--port", str(port), "--no-demo",
+                   "--log-level", "warning"]
         if profile:  # py-spy's flame data of the server (a tool of the developer's, not a dependency)
             cmd = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", f"{profile}-{backend}.txt", "--", *cmd]
         server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        load = asyncio.run(run_load(f"http://127.0.0.1:{port}", seconds, connections))
+        load = asyncio.run(run_load(f"http://127.0.0.1:{port}", seconds, connections,
+                                    server.pid if workers > 1 else None, rate))
     finally:
         if profile:
             server.send_signal(signal.SIGINT)  # py-spy writes its file as it stops
@@ -244,21 +300,29 @@ def bench(backend: str, seconds: float, connections: int, profile: str | None = 
         "5xx": float(sum(n for s, n in load.statuses.items() if s >= 500)),
         "database_is_locked": float(text.count("database is locked")),
     }
+    if workers > 1:
+        label += f" [vpbx serve --workers {workers}]"
+    if rate:
+        label += f" [paced at {rate:.0f} writes/s]"
     print(f"\n{backend}{label}: {total} writes in {load.elapsed:.1f} s at {connections} connections ({load_avg()})")
     print(f"  statuses {dict(sorted(load.statuses.items()))}")
     for op, values in load.by_op.items():
         print(f"  {op:<13} n={len(values):<6} p50 {percentile(values, 0.5) * 1000:6.1f} ms"
               f"  p99 {percentile(values, 0.99) * 1000:6.1f} ms")
     print(f"  writes/s {figures['writes_per_s']:.0f} (target >= 500)   p99 {figures['p99_ms']:.1f} ms (target < 50)")
-    print(f"  event-loop lag p99 {figures['loop_lag_p99_ms']:.2f} ms (target < 5), "
-          f"max {figures['loop_lag_max_ms']:.1f} ms")
-    print(f"  server CPU {figures['server_cpu_ms_per_write']:.2f} ms per write (its process, every thread); "
-          f"garbage collector: {load.lag['gc_passes']:.0f} passes, {load.lag['gc_total_ms']:.0f} ms, "
-          f"longest {load.lag['gc_max_ms']:.1f} ms; {load.lag['gc_full']:.0f} full, longest "
-          f"{load.lag['gc_full_max_ms']:.1f} ms")
-    threads = sorted(load.lag["threads"].items(), key=lambda kv: -kv[1])
-    print("  its threads, CPU ms per write: " + ", ".join(f"{name} {cpu * 1000 / max(1, total):.2f}"
-                                                          for name, cpu in threads if cpu > 0))
+    if workers > 1:
+        print(f"  server CPU {figures['server_cpu_ms_per_write']:.2f} ms per write (its {workers} processes); "
+              "the loop's lag is not measured (no probe in `vpbx serve`)")
+    else:
+        print(f"  event-loop lag p99 {figures['loop_lag_p99_ms']:.2f} ms (target < 5), "
+              f"max {figures['loop_lag_max_ms']:.1f} ms")
+        print(f"  server CPU {figures['server_cpu_ms_per_write']:.2f} ms per write (its process, every thread); "
+              f"garbage collector: {load.lag['gc_passes']:.0f} passes, {load.lag['gc_total_ms']:.0f} ms, "
+              f"longest {load.lag['gc_max_ms']:.1f} ms; {load.lag['gc_full']:.0f} full, longest "
+              f"{load.lag['gc_full_max_ms']:.1f} ms")
+        threads = sorted(load.lag["threads"].items(), key=lambda kv: -kv[1])
+        print("  its threads, CPU ms per write: " + ", ".join(f"{name} {cpu * 1000 / max(1, total):.2f}"
+                                                              for name, cpu in threads if cpu > 0))
     print(f"  5xx {figures['5xx']:.0f}   'database is locked' {figures['database_is_locked']:.0f}")
     for line in load.errors[:5]:
         print(f"  ! {line}")
@@ -275,16 +339,25 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--profile", help="record the server with py-spy into PREFIX-<backend>.txt (raw stacks)")
+    ap.add_argument("--rate", type=float, default=0.0, help="pace the load at R writes/s in all (default: none)")
+    ap.add_argument("--workers", type=int, default=1, help="PostgreSQL: vpbx serve --workers N as the server")
     ap.add_argument("--compare", metavar="SRC", help="also run a copy of vpbx's src/ (e.g. an earlier commit's), "
                     "alternating with this tree's, and print both")
     args = ap.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if args.workers > 1:
+        if "sqlite" in backends and args.backend != "both":
+            raise SystemExit("--workers needs PostgreSQL (vpbx serve refuses it on SQLite: one writer, one process)")
+        backends = ["postgres"]
     rows: list[tuple[str, dict[str, float]]] = []
     for backend in backends:
         if args.compare:
             rows.append((f"{backend} (compared)", bench(backend, args.seconds, args.connections, src=args.compare,
-                                                        label=" [compared tree]")))
-        rows.append((backend, bench(backend, args.seconds, args.connections, args.profile)))
+                                                        label=" [compared tree]", workers=args.workers,
+                                                        rate=args.rate)))
+        name = backend if args.workers == 1 else f"{backend} ×{args.workers}"
+        rows.append((name, bench(backend, args.seconds, args.connections, args.profile, workers=args.workers,
+                                 rate=args.rate)))
     print(f"\n{args.connections} connections, {args.seconds:.0f} s measured after 2 s of warm-up, server and load "
           f"on this machine ({os.cpu_count()} cores, {load_avg()})")
     print(f"{'':<20} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'lag p99 ms':>11} {'CPU ms/write':>13} {'5xx':>4} "
