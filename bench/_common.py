@@ -1,7 +1,8 @@
-"""Helpers shared by the benchmarks: free ports, starting servers, waiting for health, wrk."""
+"""Helpers shared by the benchmarks: free ports, starting servers, waiting for health, CPU time and RSS, wrk."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -29,6 +30,29 @@ def wait_http(url: str, timeout: float = 20.0, headers: dict[str, str] | None = 
             pass
         time.sleep(0.005)
     raise TimeoutError(url)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system): steadier than wall time on a machine others load."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of a process and of its children, theirs, ... (a supervisor and its workers)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:  # gone meanwhile
+            continue
+    return total
 
 
 def rss_mb(pid: int) -> float:

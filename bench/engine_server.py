@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import cpu_seconds
 from _crm import TOKEN, counts, crm
 from _stores import BACKENDS, load, served, store_url, vpbx
-from start import cpu_seconds
 
 KEY = "bench-key-0123456789abcdef"
 OPERATOR = "bench-operator-key-0123456789"

@@ -33,20 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import cpu_seconds
 
 from vpbx.telephony.media.rtpengine import NgClient
 from vpbx.telephony.media.supervisor import RtpengineConfig, RtpengineSupervisor
 
 PTIME = 0.02
 PAYLOAD = bytes([0xFF]) * 160  # µ-law silence-ish: rtpengine forwards bytes, content does not matter
-CLK = os.sysconf("SC_CLK_TCK")
 WARMUP = 25  # packets per stream left out of the jitter
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: receive timestamps in ancillary data
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 @dataclass

@@ -21,16 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import free_port, rss_mb, wait_http
+from _common import cpu_seconds, free_port, rss_mb, wait_http
 from _stores import BACKENDS, VPBX, load, store_url
-
-
-def cpu_seconds(pid: int) -> float:
-    """The process's CPU time so far (user + system): steadier than wall time on a machine others load."""
-    import os
-
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_start(url: str, home: Path, idle: float) -> tuple[float, float, float]:

@@ -46,7 +46,7 @@ import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import free_port, wait_http
+from _common import free_port, tree_cpu_seconds, wait_http
 
 KEY = "bench-key-0123456789abcdef"
 VPBX = [sys.executable, "-m", "vpbx.cli"]
@@ -134,22 +134,6 @@ def percentile(values: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children, read from /proc."""
-    total = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return total
-
-
 class Load:
     def __init__(self, base: str) -> None:
         self.base = base
@@ -235,7 +219,7 @@ async def run_load(base: str, seconds: float, connections: int, workers_pid: int
                 before = await r.json()
                 cpu_before = float(before["cpu_s"])
         else:
-            before, cpu_before = dict(NO_PROBE), tree_cpu(workers_pid)
+            before, cpu_before = dict(NO_PROBE), tree_cpu_seconds(workers_pid)
         load.measuring = True
         if rate:
             load.pace(rate)
@@ -246,7 +230,7 @@ async def run_load(base: str, seconds: float, connections: int, workers_pid: int
             async with http.get(base + "/_bench/lag") as r:
                 load.lag = await r.json()
         else:
-            load.lag = {**NO_PROBE, "cpu_s": tree_cpu(workers_pid)}
+            load.lag = {**NO_PROBE, "cpu_s": tree_cpu_seconds(workers_pid)}
         load.lag["cpu_s"] = float(load.lag["cpu_s"]) - cpu_before
         load.lag["threads"] = {name: cpu - before["threads"].get(name, 0.0)
                                for name, cpu in load.lag["threads"].items()}
